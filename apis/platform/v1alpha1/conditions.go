@@ -1,0 +1,70 @@
+package v1alpha1
+
+// Condition types of capabilities.
+const (
+	// ConditionScheduled is True once a runtime has been chosen for the capability.
+	ConditionScheduled = "Scheduled"
+	// ConditionReady is True while the thing on the runtime is usable.
+	ConditionReady = "Ready"
+	// ConditionSynced is True when the last reconcile succeeded; when False its
+	// message says what went wrong.
+	ConditionSynced = "Synced"
+)
+
+// Reasons of the Scheduled condition.
+const (
+	// ReasonAssigned: the scheduler wrote the runtime's name into the capability.
+	ReasonAssigned = "Assigned"
+	// ReasonUnschedulable: no runtime fits; the message counts the reasons.
+	ReasonUnschedulable = "Unschedulable"
+	// ReasonRuntimeNotFound: the runtime the consumer named does not exist.
+	ReasonRuntimeNotFound = "RuntimeNotFound"
+	// ReasonRuntimeDoesNotFit: the runtime the consumer named does not meet the
+	// capability's constraints.
+	ReasonRuntimeDoesNotFit = "RuntimeDoesNotFit"
+	// ReasonWaitingForRuntime: the runtime manager ordered a runtime for the capability.
+	ReasonWaitingForRuntime = "WaitingForRuntime"
+)
+
+// Reasons of the Ready condition.
+const (
+	// ReasonAvailable: the thing is up and usable.
+	ReasonAvailable = "Available"
+	// ReasonCreating: the thing is being brought to life.
+	ReasonCreating = "Creating"
+	// ReasonDeleting: the thing is being removed.
+	ReasonDeleting = "Deleting"
+	// ReasonUnavailable: the thing exists but cannot be used right now.
+	ReasonUnavailable = "Unavailable"
+)
+
+// Reasons of the Synced condition.
+const (
+	// ReasonReconcileSuccess: the last reconcile succeeded.
+	ReasonReconcileSuccess = "ReconcileSuccess"
+	// ReasonReconcileError: the last reconcile failed; the message says why.
+	ReasonReconcileError = "ReconcileError"
+	// ReasonReconcilePaused: the pause annotation stops reconciliation.
+	ReasonReconcilePaused = "ReconcilePaused"
+)
+
+// Condition types and reasons of service runtimes.
+const (
+	// ReasonHeartbeatFresh: the servicelet reports in time.
+	ReasonHeartbeatFresh = "HeartbeatFresh"
+	// ReasonHeartbeatMissed: the servicelet has not reported within the bound.
+	ReasonHeartbeatMissed = "HeartbeatMissed"
+	// ReasonRuntimeUnavailable: the servicelet reports but the runtime itself is unusable.
+	ReasonRuntimeUnavailable = "RuntimeUnavailable"
+)
+
+// Well-known labels, annotations and finalizers.
+const (
+	// LabelRuntime carries the same value as spec.runtimeName. The scheduler sets it
+	// together with the assignment; a servicelet selects its shard by it server-side.
+	LabelRuntime = "platform.msp.dev/runtime"
+	// AnnotationPaused set to "true" stops the servicelet from reconciling the capability.
+	AnnotationPaused = "platform.msp.dev/paused"
+	// FinalizerServicelet is owned by the servicelet that brought the capability to life.
+	FinalizerServicelet = "platform.msp.dev/servicelet"
+)

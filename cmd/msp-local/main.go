@@ -1,0 +1,122 @@
+// Command msp-local runs msp's embedded default on one machine: a local kcp on a data
+// folder, the workspace tree and APIExports, and (as they land) the coordinator and
+// servicelets with local runtimes. It prints how a tenant uses the platform and runs
+// until interrupted; running it again resumes on the same data. `make run` calls it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/msp-dev/msp/pkg/bootstrap"
+	"github.com/msp-dev/msp/pkg/launcher"
+)
+
+func main() {
+	opts := defaultOptions()
+	opts.AddFlags(pflag.CommandLine)
+	pflag.Parse()
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "msp-local:", err)
+		os.Exit(2)
+	}
+	if err := opts.Complete(); err != nil {
+		fmt.Fprintln(os.Stderr, "msp-local:", err)
+		os.Exit(2)
+	}
+	log := zap.New(zap.UseDevMode(false))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "msp-local:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log logr.Logger, opts *options) error {
+	start := time.Now()
+	kcpDir := filepath.Join(opts.Home, "kcp")
+	fmt.Printf("Starting kcp (data: %s, log: %s) ...\n", kcpDir, filepath.Join(kcpDir, launcher.LogFile))
+	server, err := launcher.Start(ctx, launcher.Options{Binary: opts.KCPBinary, DataDir: kcpDir, SecurePort: opts.Port})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Println("Stopping kcp ...")
+		_ = server.Stop()
+		fmt.Println("Stopped. Run again to resume on the same data.")
+	}()
+	fmt.Printf("kcp serves %s (ready after %s)\n", server.URL(), time.Since(start).Round(100*time.Millisecond))
+
+	cfg, err := server.RESTConfig()
+	if err != nil {
+		return err
+	}
+	fmt.Println("Applying the workspace tree and APIExports ...")
+	res, err := bootstrap.Run(ctx, bootstrap.Options{Config: cfg, Timeout: opts.BootstrapTimeout, Log: log.WithName("bootstrap")})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Bootstrap: %d objects, %d created or updated.\n", len(res.Applied), len(res.Changed()))
+
+	kubeconfig, err := userKubeconfig(server, opts.Home)
+	if err != nil {
+		return err
+	}
+	printUsage(kubeconfig, time.Since(start))
+
+	if opts.Exit {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Println()
+		return nil
+	case <-server.Done():
+		return fmt.Errorf("kcp exited unexpectedly; see %s", filepath.Join(kcpDir, launcher.LogFile))
+	}
+}
+
+// userKubeconfig copies kcp's admin kubeconfig next to the state folder, so `kubectl ws`
+// can switch workspaces in it without touching the file kcp owns.
+func userKubeconfig(server *launcher.Server, home string) (string, error) {
+	raw, err := os.ReadFile(server.KubeconfigPath())
+	if err != nil {
+		return "", fmt.Errorf("failed to read admin kubeconfig: %w", err)
+	}
+	path := filepath.Join(home, "admin.kubeconfig")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return "", fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	return path, nil
+}
+
+func printUsage(kubeconfig string, took time.Duration) {
+	bin, _ := filepath.Abs("_bin")
+	fmt.Printf(`
+msp is up (%s). In another terminal:
+
+  export KUBECONFIG=%s
+  export PATH=%s:$PATH      # kubectl ws / kubectl kcp plugins
+
+  kubectl ws tree                              # the workspace tree
+  kubectl ws root:tenants:acme                 # a tenant workspace (type root:platform:tenant)
+  kubectl api-resources --api-group=postgres.msp.dev
+  kubectl get postgresdatabases                # what the tenant ordered (empty at first)
+  kubectl explain postgresdatabase.spec
+
+  kubectl ws root:tenants                      # a new tenant gets the provider APIs bound:
+  kubectl create-workspace globex --type root:platform:tenant --enter
+
+Press Ctrl-C to stop.
+`, took.Round(100*time.Millisecond), kubeconfig, bin)
+}

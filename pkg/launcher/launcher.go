@@ -1,0 +1,310 @@
+// Package launcher starts a local kcp server on a data folder, waits until it serves,
+// and stops it cleanly. `make run` (cmd/msp-local) and the e2e harness share it.
+//
+// A data folder can be started again: the launcher records the ports it chose in the
+// folder and reuses them, so kubeconfigs handed out earlier stay valid.
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/msp-dev/msp/pkg/kcpconfig"
+)
+
+const (
+	// AdminKubeconfig is the file kcp writes into its data folder for the admin user.
+	AdminKubeconfig = "admin.kubeconfig"
+	// LogFile is where the launcher writes kcp's output, inside the data folder.
+	LogFile = "kcp.log"
+	portsFile = "msp-ports.json"
+)
+
+// Options configure a kcp server. Zero values take the documented defaults.
+type Options struct {
+	// Binary is the kcp executable. Defaults to "kcp" on PATH.
+	Binary string
+	// DataDir is kcp's root directory (certificates, embedded etcd, kubeconfigs).
+	// It is created when missing. Required.
+	DataDir string
+	// BindAddress is the address kcp listens on. Defaults to 127.0.0.1.
+	BindAddress string
+	// SecurePort is kcp's HTTPS port. 0 picks a free one on first start and reuses it
+	// on later starts of the same data folder.
+	SecurePort int
+	// Output receives kcp's log besides the data folder's kcp.log. Optional.
+	Output io.Writer
+	// StartTimeout bounds the wait for kcp to serve. Defaults to 3 minutes.
+	StartTimeout time.Duration
+	// StopTimeout is how long Stop waits after SIGTERM before it kills. Defaults to 30s.
+	StopTimeout time.Duration
+	// ExtraArgs are appended to `kcp start`.
+	ExtraArgs []string
+}
+
+// Server is a running kcp.
+type Server struct {
+	opts  Options
+	ports ports
+	cmd   *exec.Cmd
+	log   *os.File
+	done  chan struct{}
+	err   error
+}
+
+type ports struct {
+	Secure     int `json:"securePort"`
+	EtcdClient int `json:"etcdClientPort"`
+	EtcdPeer   int `json:"etcdPeerPort"`
+}
+
+// Start starts kcp and returns once it serves the root workspace, or with an error that
+// says why it did not (the tail of its log included).
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("launcher: a data folder is required")
+	}
+	if opts.Binary == "" {
+		opts.Binary = "kcp"
+	}
+	if opts.BindAddress == "" {
+		opts.BindAddress = "127.0.0.1"
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 3 * time.Minute
+	}
+	if opts.StopTimeout == 0 {
+		opts.StopTimeout = 30 * time.Second
+	}
+	bin, err := exec.LookPath(opts.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("launcher: kcp binary %q not found (run 'make tools'): %w", opts.Binary, err)
+	}
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	opts.DataDir = dataDir
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("launcher: failed to create data folder: %w", err)
+	}
+	p, err := choosePorts(opts)
+	if err != nil {
+		return nil, err
+	}
+
+	logFile, err := os.OpenFile(filepath.Join(dataDir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("launcher: failed to open kcp log: %w", err)
+	}
+	var out io.Writer = logFile
+	if opts.Output != nil {
+		out = io.MultiWriter(logFile, opts.Output)
+	}
+
+	args := []string{"start",
+		"--root-directory=" + dataDir,
+		"--bind-address=" + opts.BindAddress,
+		"--secure-port=" + strconv.Itoa(p.Secure),
+		"--external-hostname=" + opts.BindAddress,
+		"--embedded-etcd-client-port=" + strconv.Itoa(p.EtcdClient),
+		"--embedded-etcd-peer-port=" + strconv.Itoa(p.EtcdPeer),
+	}
+	args = append(args, opts.ExtraArgs...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dataDir
+	cmd.Stdout, cmd.Stderr = out, out
+	// Own process group, so Stop reaches every child; killed with us if we die.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("launcher: failed to start kcp: %w", err)
+	}
+	s := &Server{opts: opts, ports: p, cmd: cmd, log: logFile, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+
+	if err := s.waitServing(ctx); err != nil {
+		_ = s.Stop()
+		return nil, fmt.Errorf("launcher: kcp did not become ready: %w\n--- last lines of %s ---\n%s", err, logFile.Name(), tail(logFile.Name(), 30))
+	}
+	return s, nil
+}
+
+// choosePorts reuses the ports recorded in the data folder, or picks free ones.
+func choosePorts(opts Options) (ports, error) {
+	file := filepath.Join(opts.DataDir, portsFile)
+	var p ports
+	if raw, err := os.ReadFile(file); err == nil {
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return p, fmt.Errorf("launcher: %s is corrupt: %w", file, err)
+		}
+		for _, port := range []int{p.Secure, p.EtcdClient, p.EtcdPeer} {
+			if !portFree(opts.BindAddress, port) {
+				return p, fmt.Errorf("launcher: port %d recorded for %s is in use: is another kcp running on this data folder?", port, opts.DataDir)
+			}
+		}
+		return p, nil
+	}
+	var err error
+	if p.Secure = opts.SecurePort; p.Secure == 0 {
+		if p.Secure, err = freePort(opts.BindAddress); err != nil {
+			return p, err
+		}
+	}
+	if p.EtcdClient, err = freePort(opts.BindAddress); err != nil {
+		return p, err
+	}
+	if p.EtcdPeer, err = freePort(opts.BindAddress); err != nil {
+		return p, err
+	}
+	raw, _ := json.Marshal(p)
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		return p, fmt.Errorf("launcher: failed to record ports: %w", err)
+	}
+	return p, nil
+}
+
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("launcher: no free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func portFree(host string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// waitServing waits for the admin kubeconfig and for the root workspace to answer.
+func (s *Server) waitServing(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.StartTimeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	last := errors.New("admin kubeconfig not written yet")
+	for {
+		select {
+		case <-s.done:
+			return fmt.Errorf("kcp exited: %v", s.err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ctx.Err(), last)
+		case <-tick.C:
+		}
+		cfg, err := s.RESTConfig()
+		if err != nil {
+			last = err
+			continue
+		}
+		if last = probe(ctx, cfg); last == nil {
+			return nil
+		}
+	}
+}
+
+// probe asks kcp's readyz, then lists workspaces in root: both must answer 200.
+func probe(ctx context.Context, cfg *rest.Config) error {
+	base := kcpconfig.Base(cfg)
+	client, err := rest.HTTPClientFor(base)
+	if err != nil {
+		return err
+	}
+	client.Timeout = 5 * time.Second
+	for _, path := range []string{"/readyz", "/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.Host+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
+		}
+	}
+	return nil
+}
+
+// KubeconfigPath is the admin kubeconfig kcp wrote; its current context is the root workspace.
+func (s *Server) KubeconfigPath() string { return filepath.Join(s.opts.DataDir, AdminKubeconfig) }
+
+// DataDir is the server's data folder.
+func (s *Server) DataDir() string { return s.opts.DataDir }
+
+// URL is the server's base URL, without a workspace path.
+func (s *Server) URL() string {
+	return "https://" + net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(s.ports.Secure))
+}
+
+// RESTConfig returns the admin config for the root workspace.
+func (s *Server) RESTConfig() (*rest.Config, error) {
+	return clientcmd.BuildConfigFromFlags("", s.KubeconfigPath())
+}
+
+// Done is closed when kcp has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Stop sends SIGTERM to kcp, waits up to StopTimeout for it to exit, then kills its
+// process group. It is safe to call more than once.
+func (s *Server) Stop() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	pgid := -s.cmd.Process.Pid
+	_ = syscall.Kill(pgid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(s.opts.StopTimeout):
+		_ = syscall.Kill(pgid, syscall.SIGKILL)
+		<-s.done
+	}
+	// Whatever kcp left in its group (nothing, normally) goes too.
+	_ = syscall.Kill(pgid, syscall.SIGKILL)
+	s.log.Close()
+	return nil
+}
+
+func tail(file string, n int) string {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return err.Error()
+	}
+	lines := 0
+	for i := len(raw) - 1; i >= 0; i-- {
+		if raw[i] == '\n' {
+			lines++
+			if lines > n {
+				return string(raw[i+1:])
+			}
+		}
+	}
+	return string(raw)
+}
