@@ -30,7 +30,7 @@ const (
 	// AdminKubeconfig is the file kcp writes into its data folder for the admin user.
 	AdminKubeconfig = "admin.kubeconfig"
 	// LogFile is where the launcher writes kcp's output, inside the data folder.
-	LogFile = "kcp.log"
+	LogFile   = "kcp.log"
 	portsFile = "msp-ports.json"
 )
 
