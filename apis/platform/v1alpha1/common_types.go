@@ -91,8 +91,8 @@ const (
 )
 
 // Toleration lets a capability be placed on a runtime with a matching taint.
-// +kubebuilder:validation:XValidation:rule="self.operator != 'Exists' || !has(self.value) || self.value == ”",message="value must be empty when operator is Exists"
-// +kubebuilder:validation:XValidation:rule="has(self.key) && self.key != ” || self.operator == 'Exists'",message="an empty key requires operator Exists (it then tolerates every taint)"
+// +kubebuilder:validation:XValidation:rule="self.operator != 'Exists' || !has(self.value) || size(self.value) == 0",message="value must be empty when operator is Exists"
+// +kubebuilder:validation:XValidation:rule="(has(self.key) && size(self.key) > 0) || self.operator == 'Exists'",message="an empty key requires operator Exists (it then tolerates every taint)"
 type Toleration struct {
 	// key is the taint key the toleration applies to. Empty with operator Exists
 	// tolerates every taint.
