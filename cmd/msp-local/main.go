@@ -109,13 +109,13 @@ msp is up (%s). In another terminal:
   export PATH=%s:$PATH      # kubectl ws / kubectl kcp plugins
 
   kubectl ws tree                              # the workspace tree
-  kubectl ws root:tenants:acme                 # a tenant workspace (type root:platform:tenant)
+  kubectl ws :root:tenants:acme                # a tenant workspace (type root:platform:tenant)
   kubectl api-resources --api-group=postgres.msp.dev
   kubectl get postgresdatabases                # what the tenant ordered (empty at first)
   kubectl explain postgresdatabase.spec
 
   kubectl ws root:tenants                      # a new tenant gets the provider APIs bound:
-  kubectl create-workspace globex --type root:platform:tenant --enter
+  kubectl create workspace globex --type root:platform:tenant --enter
 
 Press Ctrl-C to stop.
 `, took.Round(100*time.Millisecond), kubeconfig, bin)

@@ -89,6 +89,12 @@ func (w *workspaceClient) apply(ctx context.Context, obj *unstructured.Unstructu
 	if err != nil && !isNotFound(err) {
 		return "", err
 	}
+	// An APIResourceSchema's name changes whenever its content does and kcp keeps its
+	// spec immutable, so one that exists is the one wanted. Applying it again would
+	// rewrite it anyway, as the server normalizes the embedded OpenAPI schema.
+	if exists && obj.GetKind() == "APIResourceSchema" {
+		return Unchanged, nil
+	}
 	after, err := ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil {
 		return "", err

@@ -1,0 +1,31 @@
+package framework
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Eventually polls cond until it reports done, failing the test after timeout with what
+// it waited for and the last state cond reported.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (done bool, state string, err error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var state string
+	var lastErr error
+	for {
+		done, s, err := cond(ctx)
+		if done && err == nil {
+			return
+		}
+		state, lastErr = s, err
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting for %s; last state: %s; last error: %v", timeout, what, state, lastErr)
+		case <-tick.C:
+		}
+	}
+}
