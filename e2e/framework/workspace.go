@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,12 +43,23 @@ func (e *Env) In(path string) *Workspace {
 	return &Workspace{Path: path, Config: cfg, Dynamic: dynamic.NewForConfigOrDie(cfg)}
 }
 
+// TenantAPIs are the API group versions every tenant workspace gets bound.
+var TenantAPIs = []string{"postgres.msp.dev/v1alpha1"}
+
 // NewTenant creates a tenant workspace (type root:platform:tenant) under root:tenants
-// with a name derived from the test's, waits until it is Ready and deletes it when the
-// test ends.
+// with a name derived from the test's, waits until it is Ready and serves the provider
+// APIs, and deletes it when the test ends.
 func (e *Env) NewTenant(t testing.TB) *Workspace {
 	t.Helper()
-	return e.NewWorkspace(t, "root:tenants", UniqueName(t), map[string]any{"name": "tenant", "path": "root:platform"})
+	ws := e.NewWorkspace(t, "root:tenants", UniqueName(t), map[string]any{"name": "tenant", "path": "root:platform"})
+	disco := discovery.NewDiscoveryClientForConfigOrDie(ws.Config)
+	for _, gv := range TenantAPIs {
+		Eventually(t, time.Minute, gv+" to be served in "+ws.Path, func(context.Context) (bool, string, error) {
+			_, err := disco.ServerResourcesForGroupVersion(gv)
+			return err == nil, "", err
+		})
+	}
+	return ws
 }
 
 // NewWorkspace creates a workspace named name in parent, of the given type (nil for the
