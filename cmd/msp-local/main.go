@@ -101,7 +101,11 @@ func userKubeconfig(server *launcher.Server, home string) (string, error) {
 }
 
 func printUsage(kubeconfig string, took time.Duration) {
-	bin, _ := filepath.Abs("_bin")
+	// The kubectl plugins sit next to msp-local in _bin.
+	bin := "_bin"
+	if exe, err := os.Executable(); err == nil {
+		bin = filepath.Dir(exe)
+	}
 	fmt.Printf(`
 msp is up (%s). In another terminal:
 

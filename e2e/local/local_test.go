@@ -1,0 +1,162 @@
+// Package local tests the embedded default behind `make run` (cmd/msp-local) the way a
+// newcomer uses it: start it, follow the printed lines with kubectl, press Ctrl-C, start
+// it again on the same data. It starts its own kcp, apart from the shared e2e one.
+package local
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/msp-dev/msp/e2e/framework"
+)
+
+func TestMakeRunStartsStopsAndResumes(t *testing.T) {
+	bin, err := framework.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+
+	// First start: a fresh data folder, left running like `make run`.
+	cmd := exec.Command(filepath.Join(bin, "msp-local"), "--home", home, "--kcp", filepath.Join(bin, "kcp"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	output := waitForLine(t, stdout, "Press Ctrl-C to stop.", 4*time.Minute)
+	go io.Copy(io.Discard, stdout) //nolint:errcheck // drain the rest
+
+	kubeconfig := match(t, output, `export KUBECONFIG=(\S+)`)
+	if !strings.Contains(output, "created or updated") {
+		t.Fatalf("msp-local did not report the bootstrap:\n%s", output)
+	}
+
+	// The lines it printed work: kubectl ws into the demo tenant, get the capability kind.
+	kubectl := func(args ...string) string {
+		t.Helper()
+		c := exec.Command("kubectl", args...)
+		c.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+bin+":"+os.Getenv("PATH"))
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := kubectl("ws", ":root:tenants:acme"); !strings.Contains(out, "root:tenants:acme") {
+		t.Fatalf("kubectl ws :root:tenants:acme = %q", out)
+	}
+	if out := kubectl("get", "postgresdatabases"); !strings.Contains(out, "No resources found") {
+		t.Fatalf("kubectl get postgresdatabases = %q, want an empty list", out)
+	}
+
+	// Ctrl-C stops everything: msp-local exits and kcp's port is free again.
+	port := kcpPort(t, home)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("msp-local exited with %v after Ctrl-C", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("msp-local did not exit within a minute of Ctrl-C")
+	}
+	if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+		t.Fatalf("kcp's port %d is still taken after Ctrl-C: %v", port, err)
+	} else {
+		l.Close()
+	}
+
+	// Second start on the same data: resumes on the same port, the bootstrap changes nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(bin, "msp-local"), "--home", home, "--kcp", filepath.Join(bin, "kcp"), "--exit-when-ready").CombinedOutput()
+	if err != nil {
+		t.Fatalf("second start failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "0 created or updated") {
+		t.Errorf("second start changed the tree:\n%s", out)
+	}
+	if !strings.Contains(string(out), "127.0.0.1:"+strconv.Itoa(port)) {
+		t.Errorf("second start did not resume on port %d:\n%s", port, out)
+	}
+	if got := kcpPort(t, home); got != port {
+		t.Errorf("recorded port changed from %d to %d", port, got)
+	}
+}
+
+// waitForLine reads r until a line contains want and returns everything read.
+func waitForLine(t *testing.T, r io.Reader, want string, timeout time.Duration) string {
+	t.Helper()
+	type result struct {
+		out string
+		ok  bool
+	}
+	done := make(chan result, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), want) {
+				done <- result{b.String(), true}
+				return
+			}
+		}
+		done <- result{b.String(), false}
+	}()
+	select {
+	case res := <-done:
+		if !res.ok {
+			t.Fatalf("msp-local ended before printing %q:\n%s", want, res.out)
+		}
+		return res.out
+	case <-time.After(timeout):
+		t.Fatalf("msp-local did not print %q within %s", want, timeout)
+	}
+	return ""
+}
+
+func match(t *testing.T, s, expr string) string {
+	t.Helper()
+	m := regexp.MustCompile(expr).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("output has no match for %s:\n%s", expr, s)
+	}
+	return m[1]
+}
+
+func kcpPort(t *testing.T, home string) int {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(home, "kcp", "msp-ports.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Secure int `json:"securePort"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Secure
+}
