@@ -172,11 +172,7 @@ func (b *bootstrapper) workspace(ctx context.Context, wsPath, dir string) error 
 			others = append(others, o)
 		}
 	}
-	// Schemas before the exports that name them, exports before the bindings and
-	// types that reference them; stable so the files' order holds otherwise.
-	slices.SortStableFunc(others, func(a, b *unstructured.Unstructured) int {
-		return applyOrder(a) - applyOrder(b)
-	})
+	sortForApply(others)
 
 	ws := b.clients.forWorkspace(wsPath)
 	for _, o := range others {
@@ -218,6 +214,14 @@ func (b *bootstrapper) apply(ctx context.Context, ws *workspaceClient, wsPath st
 
 func isWorkspace(o *unstructured.Unstructured) bool {
 	return o.GroupVersionKind().Group == "tenancy.kcp.io" && o.GetKind() == "Workspace"
+}
+
+// sortForApply puts schemas before the exports that name them, and exports before the
+// bindings and types that reference them; it is stable, so the files' order holds otherwise.
+func sortForApply(objs []*unstructured.Unstructured) {
+	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
+		return applyOrder(a) - applyOrder(b)
+	})
 }
 
 func applyOrder(o *unstructured.Unstructured) int {
