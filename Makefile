@@ -18,7 +18,12 @@ E2E_TIMEOUT ?= 30m
 KCP_TOOLS := $(BIN)/kcp $(BIN)/apigen
 CLI_TOOLS := $(BIN)/kubectl-kcp $(BIN)/kubectl-ws $(BIN)/kubectl-create-workspace
 GEN_TOOLS := $(BIN)/controller-gen
-TOOLS := $(KCP_TOOLS) $(CLI_TOOLS) $(GEN_TOOLS)
+KUBECTL := $(BIN)/kubectl
+TOOLS := $(KCP_TOOLS) $(CLI_TOOLS) $(GEN_TOOLS) $(KUBECTL)
+
+# Version stamp for kubectl, so that it and the servers it talks to agree on what it is.
+KUBECTL_VERSION := v1.36.0
+KUBECTL_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBECTL_VERSION) -X k8s.io/client-go/pkg/version.gitVersion=$(KUBECTL_VERSION)
 
 .PHONY: all
 all: build
@@ -26,7 +31,7 @@ all: build
 ##@ Tools (built once from hack/tools/*, rebuilt when a pin changes)
 
 .PHONY: tools
-tools: $(TOOLS) ## Build kcp, apigen, controller-gen and the kubectl kcp plugins.
+tools: $(TOOLS) ## Build kcp, apigen, controller-gen, kubectl and the kubectl kcp plugins.
 
 # Each tools module is a pin: its go.mod/go.sum are the prerequisites, so a binary is
 # rebuilt exactly when its pinned version changes.
@@ -44,6 +49,11 @@ $(GEN_TOOLS) &: hack/tools/controller-gen/go.mod hack/tools/controller-gen/go.su
 	@echo ">> building controller-gen"
 	cd hack/tools/controller-gen && go build -o $(BIN)/ sigs.k8s.io/controller-tools/cmd/controller-gen
 	@touch $(GEN_TOOLS)
+
+$(KUBECTL): hack/tools/kubectl/go.mod hack/tools/kubectl/go.sum
+	@echo ">> building kubectl $(KUBECTL_VERSION)"
+	cd hack/tools/kubectl && go build -ldflags "$(KUBECTL_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kubectl
+	@touch $(KUBECTL)
 
 ##@ Code generation
 
@@ -79,14 +89,20 @@ run: tools build ## Start the embedded default: kcp, the workspace tree, the pla
 ##@ Test
 
 .PHONY: test
-test: tools build test-unit test-e2e test-verify ## Run every test (unit, e2e against a real kcp, codegen check).
+test: tools build lint test-unit test-e2e test-verify ## Run every test (unit, e2e against a real kcp, codegen check).
+	@hack/check-no-leftovers.sh $(BIN)
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	go vet ./...
 
 .PHONY: test-unit
-test-unit:
+test-unit: ## Unit tests (no server).
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
 
 .PHONY: test-e2e
-test-e2e: tools build
+test-e2e: tools build ## End-to-end tests against a real kcp (one per test binary) and real kubectl.
 	MSP_BIN=$(BIN) go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./e2e/...
 
 .PHONY: test-verify

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func (e *Env) Kubectl(t testing.TB, kubeconfig string, stdin string, args ...str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", args...)
+	cmd := exec.CommandContext(ctx, e.KubectlPath(), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+e.Bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
@@ -31,6 +32,24 @@ func (e *Env) Kubectl(t testing.TB, kubeconfig string, stdin string, args ...str
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	return KubectlResult{Stdout: stdout.String(), Stderr: stderr.String(), Err: err}
+}
+
+// KubectlPath is the kubectl the project built into the bin folder, or the one on PATH.
+func (e *Env) KubectlPath() string {
+	return KubectlIn(e.Bin)
+}
+
+// KubectlIn returns bin/kubectl when it exists, else "kubectl" from PATH.
+func KubectlIn(bin string) string {
+	if p := filepath.Join(bin, "kubectl"); fileExists(p) {
+		return p
+	}
+	return "kubectl"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // MustKubectl is Kubectl that fails the test when kubectl fails.

@@ -51,7 +51,7 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 	// The lines it printed work: kubectl ws into the demo tenant, get the capability kind.
 	kubectl := func(args ...string) string {
 		t.Helper()
-		c := exec.Command("kubectl", args...)
+		c := exec.Command(framework.KubectlIn(bin), args...)
 		c.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+bin+":"+os.Getenv("PATH"))
 		out, err := c.CombinedOutput()
 		if err != nil {
