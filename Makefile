@@ -5,9 +5,9 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN ?= $(CURDIR)/_bin
 export PATH := $(BIN):$(PATH)
 
-# The kcp-dev checksum entries are committed in go.sum files; this only matters when a pin moves.
+# kcp-dev modules are missing from the checksum database; their go.sum lines are committed,
+# so this only matters when a pin moves.
 export GONOSUMDB ?= github.com/kcp-dev
-export GOFLAGS ?= -mod=mod
 
 # Local state of `make run` (kcp data folder, logs). Kept between runs so a second run resumes.
 MSP_HOME ?= $(CURDIR)/.msp

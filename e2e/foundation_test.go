@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +184,15 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 	}
 	t.Logf("first run: %d objects (%d created); second run: %d objects, %d changed",
 		len(first.Applied), len(first.Changed()), len(second.Applied), len(second.Changed()))
+
+	// The command for a kcp run elsewhere (deploy/) does the same.
+	out, err := exec.Command(filepath.Join(env.Bin, "msp-bootstrap"), "--kubeconfig", env.Server.KubeconfigPath()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("msp-bootstrap failed: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("%d objects, 0 created or updated", len(first.Applied)); !strings.Contains(string(out), want) {
+		t.Errorf("msp-bootstrap output does not say %q:\n%s", want, out)
+	}
 }
 
 func contains(list []string, s string) bool {
