@@ -94,6 +94,12 @@ type Placement struct {
 	// +optional
 	RuntimeSelector *metav1.LabelSelector `json:"runtimeSelector,omitempty"`
 
+	// spreadAcrossZones asks the scheduler to prefer zones that host fewer capabilities
+	// of the same kind from the same tenant workspace, so that one zone failing takes
+	// down as few of them as possible.
+	// +optional
+	SpreadAcrossZones bool `json:"spreadAcrossZones,omitempty"`
+
 	// tolerations let the capability run on runtimes with matching taints.
 	// +optional
 	// +listType=atomic
@@ -141,8 +147,49 @@ type CapabilityStatus struct {
 	// +optional
 	Location *Location `json:"location,omitempty"`
 
+	// scheduling reports the scheduler's last attempt while the capability is not yet
+	// placed, and its decision once it is: what it evaluated and the best candidates.
+	// +optional
+	Scheduling *SchedulingStatus `json:"scheduling,omitempty"`
+
 	// connectionSecretRef names the Secret, in the capability's namespace, that holds
 	// the connection details the servicelet wrote back.
 	// +optional
 	ConnectionSecretRef *corev1.LocalObjectReference `json:"connectionSecretRef,omitempty"`
+}
+
+// SchedulingStatus explains a scheduling attempt.
+type SchedulingStatus struct {
+	// lastAttemptTime is when the scheduler last evaluated the capability.
+	// +optional
+	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
+
+	// evaluated is how many runtimes the scheduler looked at.
+	// +optional
+	Evaluated int32 `json:"evaluated,omitempty"`
+
+	// feasible is how many of them fit the capability.
+	// +optional
+	Feasible int32 `json:"feasible,omitempty"`
+
+	// candidates are the best runtimes that fit, best first (at most three).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=3
+	Candidates []SchedulingCandidate `json:"candidates,omitempty"`
+}
+
+// SchedulingCandidate is a runtime that fits a capability, with its score.
+type SchedulingCandidate struct {
+	// runtime is the name of the ServiceRuntime.
+	// +required
+	Runtime string `json:"runtime"`
+
+	// region is the runtime's region.
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// score is the runtime's weighted score; higher is better.
+	// +optional
+	Score int64 `json:"score,omitempty"`
 }

@@ -1,0 +1,88 @@
+package framework
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+)
+
+// Capability is what the scheduler knows of one capability document.
+type Capability struct {
+	// Cluster is the logical cluster (tenant workspace) the document lives in.
+	Cluster string
+	// Namespace and Name identify the document in its workspace.
+	Namespace, Name string
+	// GroupKind is the capability's kind, e.g. postgres.msp.dev/PostgresDatabase.
+	GroupKind schema.GroupKind
+	// Spec is the platform's part of the document's spec.
+	Spec platformv1alpha1.CapabilitySpec
+	// Requests is what the capability uses on a runtime: spec.resources plus one of
+	// the well-known resource "capabilities" (see RequestsOf).
+	Requests corev1.ResourceList
+}
+
+// Key identifies the capability across workspaces.
+func (c *Capability) Key() string {
+	return c.Cluster + "|" + c.GroupKind.String() + "|" + c.Namespace + "/" + c.Name
+}
+
+// RequestsOf returns what a capability with this spec uses on its runtime: its
+// spec.resources, plus one "capabilities", plus extra (kind-specific requests, such as a
+// database's size as "storage"; spec.resources wins where both name a resource).
+func RequestsOf(spec *platformv1alpha1.CapabilitySpec, extra corev1.ResourceList) corev1.ResourceList {
+	out := corev1.ResourceList{platformv1alpha1.ResourceCapabilities: *resource.NewQuantity(1, resource.DecimalSI)}
+	for name, q := range extra {
+		out[name] = q.DeepCopy()
+	}
+	for name, q := range spec.Resources {
+		if name == platformv1alpha1.ResourceCapabilities {
+			continue // always exactly one
+		}
+		out[name] = q.DeepCopy()
+	}
+	return out
+}
+
+// RuntimeInfo is a runtime as the scheduler sees it: its twin, and what is allocated on
+// it by the capabilities assigned to it, including decisions not yet observed (assumed).
+type RuntimeInfo struct {
+	// Runtime is the ServiceRuntime object. Plugins must not modify it.
+	Runtime *platformv1alpha1.ServiceRuntime
+	// Allocated is the sum of the requests of the capabilities on this runtime.
+	Allocated corev1.ResourceList
+	// Count is the number of capabilities on this runtime.
+	Count int
+	// PerTenant counts the capabilities on this runtime per workspace and kind
+	// (key: cluster + "|" + group/kind, see TenantKey).
+	PerTenant map[string]int
+}
+
+// Name is the runtime's name.
+func (r *RuntimeInfo) Name() string { return r.Runtime.Name }
+
+// TenantKey is the key of RuntimeInfo.PerTenant for a capability.
+func TenantKey(cluster string, gk schema.GroupKind) string { return cluster + "|" + gk.String() }
+
+// Snapshot is the state one scheduling cycle works on. It is not modified by plugins.
+type Snapshot struct {
+	// Runtimes are all known runtimes, in a stable order.
+	Runtimes []*RuntimeInfo
+	// Now is the time of the cycle.
+	Now time.Time
+	// HeartbeatTimeout is how old a runtime's heartbeat may be for it to count as Ready.
+	HeartbeatTimeout time.Duration
+}
+
+// Get returns the runtime with the given name, or nil.
+func (s *Snapshot) Get(name string) *RuntimeInfo {
+	for _, r := range s.Runtimes {
+		if r.Runtime.Name == name {
+			return r
+		}
+	}
+	return nil
+}
