@@ -160,9 +160,11 @@ type CapabilityStatus struct {
 
 // SchedulingStatus explains a scheduling attempt.
 type SchedulingStatus struct {
-	// lastAttemptTime is when the scheduler last evaluated the capability.
+	// lastUpdateTime is when the scheduler last changed this report. An attempt that
+	// reaches the same verdict does not rewrite it, so a pending capability costs no
+	// writes while nothing changes.
 	// +optional
-	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
+	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
 
 	// evaluated is how many runtimes the scheduler looked at.
 	// +optional

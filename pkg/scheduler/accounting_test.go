@@ -1,0 +1,149 @@
+package scheduler
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+)
+
+func rt(name string) *platformv1alpha1.ServiceRuntime {
+	return &platformv1alpha1.ServiceRuntime{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+func req(storage string) corev1.ResourceList {
+	return corev1.ResourceList{
+		platformv1alpha1.ResourceCapabilities: resource.MustParse("1"),
+		corev1.ResourceStorage:                resource.MustParse(storage),
+	}
+}
+
+type runtimeUsage struct {
+	Count   int
+	Storage string
+}
+
+func usageOf(a *Accounting, exclude string, runtimes ...string) map[string]runtimeUsage {
+	var rts []*platformv1alpha1.ServiceRuntime
+	for _, n := range runtimes {
+		rts = append(rts, rt(n))
+	}
+	out := map[string]runtimeUsage{}
+	for _, info := range a.Snapshot(rts, exclude, "") {
+		s := info.Allocated[corev1.ResourceStorage]
+		out[info.Name()] = runtimeUsage{Count: info.Count, Storage: s.String()}
+	}
+	return out
+}
+
+func TestAccounting(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name    string
+		steps   func(a *Accounting)
+		exclude string
+		want    map[string]runtimeUsage
+	}{
+		{
+			name: "observed and assumed both count",
+			steps: func(a *Accounting) {
+				a.Observe("x", "a", req("1Gi"), "t1")
+				a.Assume("y", "a", req("2Gi"), "t1", now)
+				a.Assume("z", "b", req("1Gi"), "t2", now)
+			},
+			want: map[string]runtimeUsage{"a": {2, "3Gi"}, "b": {1, "1Gi"}},
+		},
+		{
+			name: "an observation replaces an assumption without counting twice",
+			steps: func(a *Accounting) {
+				a.Assume("y", "a", req("2Gi"), "t1", now)
+				a.Observe("y", "a", req("2Gi"), "t1")
+			},
+			want: map[string]runtimeUsage{"a": {1, "2Gi"}, "b": {0, "0"}},
+		},
+		{
+			name: "an unassigned observation leaves an assumption in place",
+			steps: func(a *Accounting) {
+				a.Assume("y", "a", req("2Gi"), "t1", now)
+				a.Observe("y", "", req("2Gi"), "t1") // the cache has not caught up yet
+			},
+			want: map[string]runtimeUsage{"a": {1, "2Gi"}, "b": {0, "0"}},
+		},
+		{
+			name: "forget and delete free the runtime",
+			steps: func(a *Accounting) {
+				a.Assume("y", "a", req("2Gi"), "t1", now)
+				a.Observe("x", "b", req("1Gi"), "t1")
+				a.Forget("y")
+				a.Delete("x")
+			},
+			want: map[string]runtimeUsage{"a": {0, "0"}, "b": {0, "0"}},
+		},
+		{
+			name: "exclude leaves one capability out",
+			steps: func(a *Accounting) {
+				a.Observe("x", "a", req("1Gi"), "t1")
+				a.Observe("y", "a", req("1Gi"), "t1")
+			},
+			exclude: "x",
+			want:    map[string]runtimeUsage{"a": {1, "1Gi"}, "b": {0, "0"}},
+		},
+		{
+			name: "allocations on unknown runtimes are ignored",
+			steps: func(a *Accounting) {
+				a.Observe("x", "gone", req("1Gi"), "t1")
+			},
+			want: map[string]runtimeUsage{"a": {0, "0"}, "b": {0, "0"}},
+		},
+		{
+			name: "expired assumptions are dropped",
+			steps: func(a *Accounting) {
+				a.Assume("old", "a", req("1Gi"), "t1", now.Add(-time.Minute))
+				a.Assume("new", "a", req("1Gi"), "t1", now)
+				if n := a.Expire(now, 30*time.Second); n != 1 {
+					t.Errorf("Expire dropped %d, want 1", n)
+				}
+			},
+			want: map[string]runtimeUsage{"a": {1, "1Gi"}, "b": {0, "0"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := NewAccounting()
+			tt.steps(a)
+			if diff := cmp.Diff(tt.want, usageOf(a, tt.exclude, "a", "b")); diff != "" {
+				t.Errorf("runtimeUsage (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAccountingPerTenant(t *testing.T) {
+	a := NewAccounting()
+	a.Observe("x", "a", req("1Gi"), "t1")
+	a.Assume("y", "a", req("1Gi"), "t1", time.Now())
+	a.Observe("z", "a", req("1Gi"), "t2")
+	for _, tc := range []struct {
+		tenant, exclude string
+		want            map[string]int
+	}{
+		{tenant: "t1", want: map[string]int{"t1": 2}},
+		{tenant: "t2", want: map[string]int{"t2": 1}},
+		{tenant: "t1", exclude: "x", want: map[string]int{"t1": 1}},
+		{tenant: "t3", want: map[string]int{}},
+	} {
+		got := a.Snapshot([]*platformv1alpha1.ServiceRuntime{rt("a")}, tc.exclude, tc.tenant)[0].PerTenant
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("tenant %s excluding %q (-want +got):\n%s", tc.tenant, tc.exclude, diff)
+		}
+	}
+	a.DeletePrefix("")
+	if got := a.Snapshot([]*platformv1alpha1.ServiceRuntime{rt("a")}, "", "t1")[0].Count; got != 0 {
+		t.Errorf("after DeletePrefix the runtime still counts %d", got)
+	}
+}

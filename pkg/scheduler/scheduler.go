@@ -1,0 +1,200 @@
+// Package scheduler is the service scheduler of a provider's coordinator: a
+// multicluster-runtime controller over the provider's APIExport virtual workspace that
+// sees the capabilities of every bound workspace, picks a ServiceRuntime that fits each
+// unassigned one, and writes the runtime's name into the document.
+//
+// It works on any kind that embeds the capability contract (platform.msp.dev
+// CapabilitySpec/CapabilityStatus), read as unstructured objects; a Kind may add
+// kind-specific requests (a database's size as storage).
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/metrics"
+	"github.com/msp-dev/msp/pkg/scheduler/framework"
+)
+
+// ControllerName names the scheduler's controllers, its field manager and its events.
+const ControllerName = "msp-scheduler"
+
+// Event reasons.
+const (
+	EventScheduled        = "Scheduled"
+	EventFailedScheduling = "FailedScheduling"
+)
+
+// Kind is a capability kind the scheduler places.
+type Kind struct {
+	// GVK is the kind's group, version and kind.
+	GVK schema.GroupVersionKind
+	// ExtraRequests returns kind-specific requests of a document, for example a
+	// database's size as "storage". Optional.
+	ExtraRequests func(u *unstructured.Unstructured) corev1.ResourceList
+}
+
+// Options configure the scheduler. Zero values take the documented defaults.
+type Options struct {
+	// Kinds are the capability kinds to schedule. Required.
+	Kinds []Kind
+	// Framework filters and scores runtimes. Required.
+	Framework *framework.Framework
+	// Runtimes lists the provider's ServiceRuntimes (the provider workspace's cache).
+	// Required.
+	Runtimes RuntimeLister
+	// MaxConcurrentReconciles per kind. The decisions themselves are made one at a time;
+	// this parallelizes reading and writing. Defaults to 8.
+	MaxConcurrentReconciles int
+	// InitialBackoff and MaxBackoff bound the retries of a capability that nothing fits;
+	// a change of the runtimes retries it at once. Default 1s and 1m.
+	InitialBackoff, MaxBackoff time.Duration
+	// AssumeTTL drops a decision the cache never confirmed. Defaults to 1 minute.
+	AssumeTTL time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// RuntimeLister returns the current ServiceRuntimes; callers must not modify them.
+type RuntimeLister interface {
+	List(ctx context.Context) ([]*platformv1alpha1.ServiceRuntime, error)
+	// Synced reports whether the list reflects the server.
+	Synced() bool
+}
+
+// Scheduler places capabilities on runtimes.
+type Scheduler struct {
+	opts Options
+	mgr  mcmanager.Manager
+	acct *Accounting
+
+	// decide serializes the decisions, so that each sees the ones before it.
+	decide sync.Mutex
+
+	waiting  *waitingSet
+	triggers []*trigger
+	observer *observer
+}
+
+// New returns a scheduler for the manager's clusters.
+func New(mgr mcmanager.Manager, opts Options) (*Scheduler, error) {
+	if len(opts.Kinds) == 0 {
+		return nil, errors.New("scheduler: no capability kinds configured")
+	}
+	if opts.Framework == nil || opts.Runtimes == nil {
+		return nil, errors.New("scheduler: a framework and a runtime lister are required")
+	}
+	if opts.MaxConcurrentReconciles == 0 {
+		opts.MaxConcurrentReconciles = 8
+	}
+	if opts.InitialBackoff == 0 {
+		opts.InitialBackoff = time.Second
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = time.Minute
+	}
+	if opts.AssumeTTL == 0 {
+		opts.AssumeTTL = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Scheduler{opts: opts, mgr: mgr, acct: NewAccounting(), waiting: newWaitingSet()}
+	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, onFreed: s.WakeWaiting}
+	return s, nil
+}
+
+// Accounting exposes the scheduler's view of what runs where (for explain and tests).
+func (s *Scheduler) Accounting() *Accounting { return s.acct }
+
+// SetupWithManager registers one controller per kind, the observer that keeps the
+// accounting current in every engaged workspace, and the housekeeping loop.
+func (s *Scheduler) SetupWithManager(mgr mcmanager.Manager) error {
+	if err := mgr.Add(s.observer); err != nil {
+		return fmt.Errorf("failed to add the capability observer: %w", err)
+	}
+	for i, kind := range s.opts.Kinds {
+		obj := &unstructured.Unstructured{}
+		obj.SetGroupVersionKind(kind.GVK)
+		t := &trigger{}
+		s.triggers = append(s.triggers, t)
+		r := &reconciler{s: s, kind: kind, kindIndex: i}
+		err := mcbuilder.ControllerManagedBy(mgr).
+			Named(fmt.Sprintf("%s-%s", ControllerName, kindName(kind.GVK))).
+			For(obj).
+			WatchesRawSource(t).
+			WithOptions(controller.TypedOptions[mcreconcile.Request]{MaxConcurrentReconciles: s.opts.MaxConcurrentReconciles}).
+			Complete(r)
+		if err != nil {
+			return fmt.Errorf("failed to set up the scheduler for %s: %w", kind.GVK.Kind, err)
+		}
+	}
+	return mgr.GetLocalManager().Add(housekeeping{s})
+}
+
+// WakeWaiting retries every capability that nothing fitted, at once: a runtime
+// appeared or changed, or capacity was freed.
+func (s *Scheduler) WakeWaiting() {
+	for _, w := range s.waiting.all() {
+		if w.kindIndex < len(s.triggers) {
+			s.triggers[w.kindIndex].add(w.req)
+		}
+	}
+}
+
+// housekeeping expires unconfirmed decisions and keeps the gauges current.
+type housekeeping struct{ s *Scheduler }
+
+func (h housekeeping) Start(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if n := h.s.acct.Expire(h.s.opts.Now(), h.s.opts.AssumeTTL); n > 0 {
+				log.FromContext(ctx).Info("dropped scheduling decisions the cache never confirmed", "count", n)
+				h.s.WakeWaiting()
+			}
+			metrics.AssumedDecisions.Set(float64(h.s.acct.Assumed()))
+			metrics.PendingCapabilities.Set(float64(h.s.waiting.len()))
+		}
+	}
+}
+
+// capabilityKey identifies a capability across workspaces and kinds.
+func capabilityKey(clusterName string, gk schema.GroupKind, namespace, name string) string {
+	return clusterName + "|" + gk.String() + "|" + namespace + "/" + name
+}
+
+func kindName(gvk schema.GroupVersionKind) string {
+	return gvk.Kind + "." + gvk.Group
+}
+
+var _ multicluster.Aware = &observer{}
+
+// clusterFor returns the engaged workspace.
+func (s *Scheduler) clusterFor(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error) {
+	return s.mgr.GetCluster(ctx, name)
+}
+
+func logIntoContext(ctx context.Context, l logr.Logger) context.Context {
+	return log.IntoContext(ctx, l)
+}
