@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,12 +53,8 @@ var TenantAPIs = []string{"postgres.msp.dev/v1alpha1"}
 func (e *Env) NewTenant(t testing.TB) *Workspace {
 	t.Helper()
 	ws := e.NewWorkspace(t, "root:tenants", UniqueName(t), map[string]any{"name": "tenant", "path": "root:platform"})
-	disco := discovery.NewDiscoveryClientForConfigOrDie(ws.Config)
 	for _, gv := range TenantAPIs {
-		Eventually(t, time.Minute, gv+" to be served in "+ws.Path, func(context.Context) (bool, string, error) {
-			_, err := disco.ServerResourcesForGroupVersion(gv)
-			return err == nil, "", err
-		})
+		waitServed(t, ws, gv)
 	}
 	return ws
 }
@@ -149,4 +146,17 @@ func TempFile(t testing.TB, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func discoveryFor(ws *Workspace) *discovery.DiscoveryClient {
+	return discovery.NewDiscoveryClientForConfigOrDie(ws.Config)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

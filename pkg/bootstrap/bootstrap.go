@@ -140,6 +140,33 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	return b.result, err
 }
 
+// ExportObjects returns the generated APIResourceSchemas and APIExport of one API group
+// (a folder of apiexports.FS, or of fsys when it is not nil).
+func ExportObjects(fsys fs.FS, group string) ([]*unstructured.Unstructured, error) {
+	if fsys == nil {
+		fsys = apiexports.FS
+	}
+	return readManifests(fsys, group)
+}
+
+// Apply server-side applies objs in the workspace at path, in dependency order, waiting
+// for each to be ready as Run does. It does not create the workspace.
+func Apply(ctx context.Context, opts Options, path string, objs ...*unstructured.Unstructured) (Result, error) {
+	if err := opts.complete(); err != nil {
+		return Result{}, err
+	}
+	b := &bootstrapper{opts: opts, clients: newClientSet(opts.Config)}
+	sorted := slices.Clone(objs)
+	sortForApply(sorted)
+	ws := b.clients.forWorkspace(path)
+	for _, o := range sorted {
+		if err := b.apply(ctx, ws, path, o); err != nil {
+			return b.result, err
+		}
+	}
+	return b.result, nil
+}
+
 type bootstrapper struct {
 	opts    Options
 	clients *clientSet

@@ -1,0 +1,62 @@
+// Command msp-coordinator is a provider's service coordinator: the scheduler that places
+// every capability of every bound tenant workspace on a ServiceRuntime that fits it.
+// It talks to kcp only.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/msp-dev/msp/pkg/coordinator"
+	"github.com/msp-dev/msp/pkg/kcpconfig"
+)
+
+func main() {
+	opts := defaultOptions()
+	opts.AddFlags(pflag.CommandLine)
+	zapOpts := zap.Options{}
+	goflags := flag.NewFlagSet("log", flag.ExitOnError)
+	zapOpts.BindFlags(goflags)
+	pflag.CommandLine.AddGoFlagSet(goflags)
+	pflag.Parse()
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "msp-coordinator:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts, zap.New(zap.UseFlagOptions(&zapOpts))); err != nil {
+		fmt.Fprintln(os.Stderr, "msp-coordinator:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opts *options, logger logr.Logger) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = opts.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("failed to load kubeconfig: %w", err)
+	}
+	return coordinator.Run(ctx, coordinator.Options{
+		Config:           kcpconfig.ForWorkspace(cfg, opts.Workspace),
+		Export:           opts.Export,
+		EndpointSlice:    opts.EndpointSlice,
+		Kinds:            opts.gvks,
+		HeartbeatTimeout: opts.HeartbeatTimeout,
+		ScoreWeights:     opts.weights,
+		MetricsAddr:      opts.MetricsAddr,
+		HealthAddr:       opts.HealthAddr,
+		LeaderElection:   opts.LeaderElect,
+		Log:              logger,
+	})
+}

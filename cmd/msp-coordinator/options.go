@@ -1,0 +1,83 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+)
+
+// options configure msp-coordinator.
+type options struct {
+	Kubeconfig       string
+	Context          string
+	Workspace        string
+	Export           string
+	EndpointSlice    string
+	Kinds            []string
+	HeartbeatTimeout time.Duration
+	ScoreWeights     string
+	MetricsAddr      string
+	HealthAddr       string
+	LeaderElect      bool
+
+	gvks    []schema.GroupVersionKind
+	weights map[string]int64
+}
+
+func defaultOptions() *options {
+	return &options{
+		Workspace:        "root:providers:postgres",
+		Export:           "postgres.msp.dev",
+		HeartbeatTimeout: 40 * time.Second,
+		MetricsAddr:      "127.0.0.1:8090",
+		HealthAddr:       "0",
+	}
+}
+
+// AddFlags binds the options to flags.
+func (o *options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig for kcp (defaults to $KUBECONFIG); the coordinator talks to kcp only.")
+	fs.StringVar(&o.Context, "context", o.Context, "Kubeconfig context (defaults to the current one).")
+	fs.StringVar(&o.Workspace, "workspace", o.Workspace, "The provider workspace: it holds the APIExport, its endpoint slice and the ServiceRuntimes.")
+	fs.StringVar(&o.Export, "export", o.Export, "The provider's APIExport.")
+	fs.StringVar(&o.EndpointSlice, "endpoint-slice", o.EndpointSlice, "The APIExportEndpointSlice to follow (defaults to the export's name).")
+	fs.StringSliceVar(&o.Kinds, "kind", o.Kinds, "Capability kind to schedule, as Kind.version.group (e.g. PostgresDatabase.v1alpha1.postgres.msp.dev); repeatable. Default: every kind the export serves.")
+	fs.DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", o.HeartbeatTimeout, "How old a runtime's heartbeat may be for the scheduler to place capabilities there.")
+	fs.StringVar(&o.ScoreWeights, "score-weights", o.ScoreWeights, "Score weights per plugin, e.g. preferredregions=5,leastallocated=1 (others keep their defaults).")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the /metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "Address of /healthz and /readyz; 0 disables them.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
+}
+
+// Validate checks the options and parses the structured ones.
+func (o *options) Validate() error {
+	var errs []error
+	if o.Workspace == "" || o.Export == "" {
+		errs = append(errs, errors.New("--workspace and --export are required"))
+	}
+	if o.HeartbeatTimeout <= 0 {
+		errs = append(errs, errors.New("--heartbeat-timeout must be positive"))
+	}
+	for _, k := range o.Kinds {
+		parts := strings.SplitN(k, ".", 3)
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			errs = append(errs, fmt.Errorf("--kind %q: want Kind.version.group, e.g. PostgresDatabase.v1alpha1.postgres.msp.dev", k))
+			continue
+		}
+		o.gvks = append(o.gvks, schema.GroupVersionKind{Kind: parts[0], Version: parts[1], Group: parts[2]})
+	}
+	if o.ScoreWeights != "" {
+		w, err := plugins.ParseWeights(o.ScoreWeights)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--score-weights: %w", err))
+		}
+		o.weights = w
+	}
+	return errors.Join(errs...)
+}

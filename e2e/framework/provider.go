@@ -1,0 +1,236 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
+	"github.com/msp-dev/msp/pkg/bootstrap"
+)
+
+// Scheme knows the Kubernetes, platform and provider types.
+var Scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(platformv1alpha1.AddToScheme(s))
+	utilruntime.Must(postgresv1alpha1.AddToScheme(s))
+	return s
+}()
+
+// Client returns a typed client on the workspace.
+func (w *Workspace) Client(t testing.TB) client.Client {
+	t.Helper()
+	c, err := client.New(w.Config, client.Options{Scheme: Scheme})
+	if err != nil {
+		t.Fatalf("failed to create a client for %s: %v", w.Path, err)
+	}
+	return c
+}
+
+// Provider is a provider workspace of a test's own: a copy of the postgres provider's
+// APIExport (same API, its own endpoint slice) with its own runtimes, tenants and
+// coordinators, so that tests that place capabilities do not see each other's.
+type Provider struct {
+	*Workspace
+	// Export is the APIExport's name.
+	Export string
+	env    *Env
+}
+
+// NewProvider creates a provider workspace under root:providers that exports the
+// postgres.msp.dev API and binds the platform API.
+func (e *Env) NewProvider(t testing.TB) *Provider {
+	t.Helper()
+	ws := e.NewWorkspace(t, "root:providers", UniqueName(t), nil)
+	ctx := context.Background()
+	objs, err := bootstrap.ExportObjects(nil, "postgres.msp.dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binding := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apis.kcp.io/v1alpha2",
+		"kind":       "APIBinding",
+		"metadata":   map[string]any{"name": "platform.msp.dev"},
+		"spec": map[string]any{"reference": map[string]any{"export": map[string]any{
+			"path": "root:platform", "name": "platform.msp.dev",
+		}}},
+	}}
+	if _, err := bootstrap.Apply(ctx, bootstrap.Options{Config: e.Config}, ws.Path, append(objs, binding)...); err != nil {
+		t.Fatalf("failed to set up provider %s: %v", ws.Path, err)
+	}
+	return &Provider{Workspace: ws, Export: "postgres.msp.dev", env: e}
+}
+
+// NewTenant creates a workspace under root:tenants that binds this provider's export,
+// accepting its permission claims, and waits until the API is served there.
+func (p *Provider) NewTenant(t testing.TB) *Workspace {
+	t.Helper()
+	ws := p.env.NewWorkspace(t, "root:tenants", UniqueName(t), nil)
+	binding := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apis.kcp.io/v1alpha2",
+		"kind":       "APIBinding",
+		"metadata":   map[string]any{"name": p.Export},
+		"spec": map[string]any{
+			"reference": map[string]any{"export": map[string]any{"path": p.Path, "name": p.Export}},
+			"permissionClaims": []any{
+				claim("secrets"), claim("events"),
+			},
+		},
+	}}
+	if _, err := bootstrap.Apply(context.Background(), bootstrap.Options{Config: p.env.Config}, ws.Path, binding); err != nil {
+		t.Fatalf("failed to bind %s in %s: %v", p.Export, ws.Path, err)
+	}
+	waitServed(t, ws, "postgres.msp.dev/v1alpha1")
+	return ws
+}
+
+func claim(resource string) map[string]any {
+	verbs := []any{"get", "list", "watch", "create", "update", "patch"}
+	if resource == "secrets" {
+		verbs = append(verbs, "delete")
+	}
+	return map[string]any{
+		"group": "", "resource": resource, "verbs": verbs,
+		"selector": map[string]any{"matchAll": true}, "state": "Accepted",
+	}
+}
+
+// RuntimeSpec describes a runtime a test registers.
+type RuntimeSpec struct {
+	Name, Region, Country, Zone string
+	// Capacity in "capabilities"; 0 leaves it unlimited.
+	Capabilities int64
+	Labels       map[string]string
+	Taints       []platformv1alpha1.Taint
+}
+
+// AddRuntime registers a ServiceRuntime hosting PostgresDatabases and reports it Ready
+// with a fresh heartbeat, as its servicelet would.
+func (p *Provider) AddRuntime(t testing.TB, spec RuntimeSpec) *platformv1alpha1.ServiceRuntime {
+	t.Helper()
+	ctx := context.Background()
+	c := p.Client(t)
+	rt := &platformv1alpha1.ServiceRuntime{
+		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Labels: spec.Labels},
+		Spec: platformv1alpha1.ServiceRuntimeSpec{
+			Location:     platformv1alpha1.Location{Region: spec.Region, Country: spec.Country, Zone: spec.Zone},
+			Capabilities: []platformv1alpha1.CapabilityKind{{Group: "postgres.msp.dev", Kind: "PostgresDatabase"}},
+			Taints:       spec.Taints,
+		},
+	}
+	if spec.Capabilities > 0 {
+		rt.Spec.Capacity = corev1.ResourceList{platformv1alpha1.ResourceCapabilities: *resource.NewQuantity(spec.Capabilities, resource.DecimalSI)}
+	}
+	if err := c.Create(ctx, rt); err != nil {
+		t.Fatalf("failed to create runtime %s: %v", spec.Name, err)
+	}
+	now := metav1.Now()
+	rt.Status.LastHeartbeatTime = &now
+	meta.SetStatusCondition(&rt.Status.Conditions, metav1.Condition{
+		Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: platformv1alpha1.ReasonHeartbeatFresh, Message: "reported by the test",
+	})
+	if err := c.Status().Update(ctx, rt); err != nil {
+		t.Fatalf("failed to report runtime %s ready: %v", spec.Name, err)
+	}
+	return rt
+}
+
+// Coordinator is a running msp-coordinator process.
+type Coordinator struct {
+	cmd     *exec.Cmd
+	LogFile string
+	// MetricsAddr is where it serves /metrics.
+	MetricsAddr string
+	done        chan struct{}
+}
+
+// StartCoordinator runs msp-coordinator for this provider until the test ends. A long
+// heartbeat timeout lets tests report runtimes Ready once.
+func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordinator {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(t.TempDir(), "coordinator.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := fmt.Sprintf("127.0.0.1:%d", port)
+	args := append([]string{
+		"--kubeconfig", p.env.Server.KubeconfigPath(),
+		"--workspace", p.Path,
+		"--export", p.Export,
+		"--heartbeat-timeout", "1h",
+		"--metrics-bind-address", metrics,
+	}, extraArgs...)
+	cmd := exec.Command(filepath.Join(p.env.Bin, "msp-coordinator"), args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("failed to start msp-coordinator: %v", err)
+	}
+	c := &Coordinator{cmd: cmd, LogFile: logFile, MetricsAddr: metrics, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		out.Close()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			raw, _ := os.ReadFile(logFile)
+			lines := strings.Split(string(raw), "\n")
+			if len(lines) > 40 {
+				lines = lines[len(lines)-40:]
+			}
+			t.Logf("last lines of %s:\n%s", logFile, strings.Join(lines, "\n"))
+		}
+	})
+	return c
+}
+
+// Stop ends the coordinator (SIGTERM, then SIGKILL after 10s).
+func (c *Coordinator) Stop() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func waitServed(t testing.TB, ws *Workspace, gv string) {
+	t.Helper()
+	disco := discoveryFor(ws)
+	Eventually(t, time.Minute, gv+" to be served in "+ws.Path, func(context.Context) (bool, string, error) {
+		_, err := disco.ServerResourcesForGroupVersion(gv)
+		return err == nil, "", err
+	})
+}

@@ -1,0 +1,198 @@
+// Package coordinator wires a provider's coordinator: one multicluster manager over the
+// provider's APIExport virtual workspace (every bound tenant workspace, every shard) with
+// the scheduler, next to a cache of the provider workspace's ServiceRuntimes.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+
+	"github.com/kcp-dev/multicluster-provider/apiexport"
+	apisv1alpha1 "github.com/kcp-dev/sdk/apis/apis/v1alpha1"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/postgres"
+	"github.com/msp-dev/msp/pkg/scheduler"
+	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+)
+
+// Options configure a coordinator. Zero values take the documented defaults.
+type Options struct {
+	// Config addresses the provider workspace (e.g. root:providers:postgres), where the
+	// APIExport, its endpoint slice and the ServiceRuntimes live. Required.
+	Config *rest.Config
+	// Export is the provider's APIExport. Required.
+	Export string
+	// EndpointSlice is the APIExportEndpointSlice to follow. Defaults to Export (kcp
+	// creates one of the export's name).
+	EndpointSlice string
+	// Kinds are the capability kinds to schedule, as Kind.version.group. Empty: every
+	// kind the export serves.
+	Kinds []schema.GroupVersionKind
+	// HeartbeatTimeout is how old a runtime's heartbeat may be for the scheduler to use
+	// it. Defaults to 40s; negative disables the check (only the Ready condition counts).
+	HeartbeatTimeout time.Duration
+	// ScoreWeights override the default score weights, per plugin name.
+	ScoreWeights map[string]int64
+	// MetricsAddr serves /metrics; "0" disables it. Defaults to 127.0.0.1:0.
+	MetricsAddr string
+	// HealthAddr serves /healthz and /readyz; "0" disables it. Defaults to "0".
+	HealthAddr string
+	// LeaderElection runs only one active coordinator among replicas, through a Lease
+	// in the provider workspace.
+	LeaderElection bool
+	// Log is the logger. Defaults to controller-runtime's.
+	Log logr.Logger
+}
+
+// Scheme holds every type the coordinator reads.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(platformv1alpha1.AddToScheme(s))
+	utilruntime.Must(apisv1alpha1.AddToScheme(s))
+	return s
+}
+
+// Run runs the coordinator until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Config == nil || opts.Export == "" {
+		return errors.New("coordinator: a provider workspace config and an export name are required")
+	}
+	if opts.EndpointSlice == "" {
+		opts.EndpointSlice = opts.Export
+	}
+	if opts.HeartbeatTimeout == 0 {
+		opts.HeartbeatTimeout = 40 * time.Second
+	}
+	if opts.HeartbeatTimeout < 0 {
+		opts.HeartbeatTimeout = 0
+	}
+	if opts.MetricsAddr == "" {
+		opts.MetricsAddr = "127.0.0.1:0"
+	}
+	if opts.HealthAddr == "" {
+		opts.HealthAddr = "0"
+	}
+	if opts.Log.GetSink() == nil {
+		opts.Log = log.Log
+	}
+	log.SetLogger(opts.Log)
+	ctx = log.IntoContext(ctx, opts.Log)
+
+	gvks := opts.Kinds
+	if len(gvks) == 0 {
+		var err error
+		if gvks, err = DiscoverKinds(ctx, opts.Config, opts.Export); err != nil {
+			return err
+		}
+	}
+	kinds := make([]scheduler.Kind, 0, len(gvks))
+	for _, gvk := range gvks {
+		k := scheduler.Kind{GVK: gvk}
+		if gvk.GroupKind() == postgres.GroupKind {
+			k.ExtraRequests = postgres.Requests
+		}
+		kinds = append(kinds, k)
+	}
+	opts.Log.Info("coordinating", "export", opts.Export, "kinds", gvks)
+
+	scheme := Scheme()
+	provider, err := apiexport.New(opts.Config, opts.EndpointSlice, apiexport.Options{Scheme: scheme, Log: &opts.Log})
+	if err != nil {
+		return fmt.Errorf("failed to create the apiexport provider: %w", err)
+	}
+	mgr, err := mcmanager.New(opts.Config, provider, manager.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.HealthAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        "msp-coordinator-" + opts.Export,
+		LeaderElectionNamespace: "default",
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create the manager: %w", err)
+	}
+	if opts.HealthAddr != "0" {
+		if err := mgr.GetLocalManager().AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+	}
+
+	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, Weights: opts.ScoreWeights})
+	if err != nil {
+		return err
+	}
+	var sched *scheduler.Scheduler
+	runtimes, err := scheduler.NewCachedRuntimes(ctx, mgr.GetLocalManager().GetCache(), func() {
+		if sched != nil {
+			sched.WakeWaiting()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes})
+	if err != nil {
+		return err
+	}
+	if err := sched.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// DiscoverKinds reads the kinds an APIExport serves: each resource's schema names its
+// kind and its storage version.
+func DiscoverKinds(ctx context.Context, cfg *rest.Config, export string) ([]schema.GroupVersionKind, error) {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ex := &unstructured.Unstructured{}
+	ex.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha2", Kind: "APIExport"})
+	if err := c.Get(ctx, client.ObjectKey{Name: export}, ex); err != nil {
+		return nil, fmt.Errorf("failed to read APIExport %s: %w", export, err)
+	}
+	resources, _, _ := unstructured.NestedSlice(ex.Object, "spec", "resources")
+	var out []schema.GroupVersionKind
+	for _, r := range resources {
+		m, _ := r.(map[string]any)
+		schemaName, _ := m["schema"].(string)
+		sch := &unstructured.Unstructured{}
+		sch.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha1", Kind: "APIResourceSchema"})
+		if err := c.Get(ctx, client.ObjectKey{Name: schemaName}, sch); err != nil {
+			return nil, fmt.Errorf("failed to read APIResourceSchema %s: %w", schemaName, err)
+		}
+		group, _, _ := unstructured.NestedString(sch.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(sch.Object, "spec", "names", "kind")
+		versions, _, _ := unstructured.NestedSlice(sch.Object, "spec", "versions")
+		for _, v := range versions {
+			vm, _ := v.(map[string]any)
+			if storage, _ := vm["storage"].(bool); storage {
+				name, _ := vm["name"].(string)
+				out = append(out, schema.GroupVersionKind{Group: group, Version: name, Kind: kind})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("APIExport %s serves no kinds", export)
+	}
+	return out, nil
+}
