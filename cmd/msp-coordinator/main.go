@@ -47,6 +47,7 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("failed to load kubeconfig: %w", err)
 	}
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	return coordinator.Run(ctx, coordinator.Options{
 		Config:           kcpconfig.ForWorkspace(cfg, opts.Workspace),
 		Export:           opts.Export,
@@ -56,6 +57,7 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		ScoreWeights:     opts.weights,
 		MetricsAddr:      opts.MetricsAddr,
 		HealthAddr:       opts.HealthAddr,
+		PprofAddr:        opts.PprofAddr,
 		LeaderElection:   opts.LeaderElect,
 		Log:              logger,
 	})

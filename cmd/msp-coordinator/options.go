@@ -24,7 +24,10 @@ type options struct {
 	ScoreWeights     string
 	MetricsAddr      string
 	HealthAddr       string
+	PprofAddr        string
 	LeaderElect      bool
+	QPS              float32
+	Burst            int
 
 	gvks    []schema.GroupVersionKind
 	weights map[string]int64
@@ -37,6 +40,8 @@ func defaultOptions() *options {
 		HeartbeatTimeout: 40 * time.Second,
 		MetricsAddr:      "127.0.0.1:8090",
 		HealthAddr:       "0",
+		QPS:              500,
+		Burst:            1000,
 	}
 }
 
@@ -51,7 +56,10 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", o.HeartbeatTimeout, "How old a runtime's heartbeat may be for the scheduler to place capabilities there.")
 	fs.StringVar(&o.ScoreWeights, "score-weights", o.ScoreWeights, "Score weights per plugin, e.g. preferredregions=5,leastallocated=1 (others keep their defaults).")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the /metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Address of Go's /debug/pprof endpoints; empty disables them.")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "Address of /healthz and /readyz; 0 disables them.")
+	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Requests per second to kcp, per workspace client.")
+	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of requests to kcp, per workspace client.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
 }
 
@@ -60,6 +68,9 @@ func (o *options) Validate() error {
 	var errs []error
 	if o.Workspace == "" || o.Export == "" {
 		errs = append(errs, errors.New("--workspace and --export are required"))
+	}
+	if o.QPS <= 0 || o.Burst <= 0 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
 	}
 	if o.HeartbeatTimeout <= 0 {
 		errs = append(errs, errors.New("--heartbeat-timeout must be positive"))

@@ -171,7 +171,14 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 	if err != nil {
 		t.Fatal(err)
 	}
-	logFile := filepath.Join(t.TempDir(), "coordinator.log")
+	logDir := t.TempDir()
+	if dir := os.Getenv("MSP_E2E_ARTIFACTS"); dir != "" {
+		logDir = filepath.Join(dir, UniqueName(t))
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logFile := filepath.Join(logDir, fmt.Sprintf("coordinator-%d.log", port))
 	out, err := os.Create(logFile)
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +191,8 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 		"--heartbeat-timeout", "1h",
 		"--metrics-bind-address", metrics,
 	}, extraArgs...)
+	// Extra flags for every coordinator, e.g. MSP_E2E_COORDINATOR_ARGS=--pprof-bind-address=127.0.0.1:6060
+	args = append(args, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
 	cmd := exec.Command(filepath.Join(p.env.Bin, "msp-coordinator"), args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

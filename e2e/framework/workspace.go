@@ -41,6 +41,8 @@ type Workspace struct {
 // In returns the workspace at path, without creating it.
 func (e *Env) In(path string) *Workspace {
 	cfg := kcpconfig.ForWorkspace(e.Config, path)
+	// Tests create in bursts; client-go's default of 5 requests/s would measure the client.
+	cfg.QPS, cfg.Burst = 1000, 2000
 	return &Workspace{Path: path, Config: cfg, Dynamic: dynamic.NewForConfigOrDie(cfg)}
 }
 

@@ -54,6 +54,8 @@ type Options struct {
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz; "0" disables it. Defaults to "0".
 	HealthAddr string
+	// PprofAddr serves Go's /debug/pprof endpoints; empty disables them.
+	PprofAddr string
 	// LeaderElection runs only one active coordinator among replicas, through a Lease
 	// in the provider workspace.
 	LeaderElection bool
@@ -122,6 +124,7 @@ func Run(ctx context.Context, opts Options) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:  opts.HealthAddr,
+		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "msp-coordinator-" + opts.Export,
 		LeaderElectionNamespace: "default",

@@ -60,6 +60,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	if err := cl.GetClient().Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.waiting.remove(key)
+			s.written.Delete(key)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("failed to get capability: %w", err)
@@ -99,6 +100,12 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 	cond := meta.FindStatusCondition(w.doc.Status.Conditions, platformv1alpha1.ConditionScheduled)
 	if labelled && cond != nil && cond.Status == metav1.ConditionTrue {
 		s.waiting.remove(key)
+		s.written.Delete(key)
+		return reconcile.Result{}, nil
+	}
+	if done, ok := s.written.Load(key); ok && done == runtimeName && labelled {
+		// This scheduler wrote the assignment and its condition; the cache has not
+		// caught up with the condition yet. Writing it again would only cost a request.
 		return reconcile.Result{}, nil
 	}
 
@@ -195,6 +202,7 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 		// The assignment stands; the next reconcile completes the status.
 		return reconcile.Result{}, err
 	}
+	s.written.Store(key, chosen.Name)
 	return reconcile.Result{}, nil
 }
 

@@ -87,6 +87,10 @@ type Scheduler struct {
 	// decide serializes the decisions, so that each sees the ones before it.
 	decide sync.Mutex
 
+	// written holds the assignments this scheduler completed (key → runtime) until the
+	// cache shows them, so that their echo in the cache causes no second write.
+	written sync.Map
+
 	waiting  *waitingSet
 	triggers []*trigger
 	observer *observer

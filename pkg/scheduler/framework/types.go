@@ -34,16 +34,15 @@ func (c *Capability) Key() string {
 // spec.resources, plus one "capabilities", plus extra (kind-specific requests, such as a
 // database's size as "storage"; spec.resources wins where both name a resource).
 func RequestsOf(spec *platformv1alpha1.CapabilitySpec, extra corev1.ResourceList) corev1.ResourceList {
-	out := corev1.ResourceList{platformv1alpha1.ResourceCapabilities: *resource.NewQuantity(1, resource.DecimalSI)}
+	out := corev1.ResourceList{}
 	for name, q := range extra {
 		out[name] = q.DeepCopy()
 	}
 	for name, q := range spec.Resources {
-		if name == platformv1alpha1.ResourceCapabilities {
-			continue // always exactly one
-		}
 		out[name] = q.DeepCopy()
 	}
+	// Always exactly one, whatever else says otherwise.
+	out[platformv1alpha1.ResourceCapabilities] = *resource.NewQuantity(1, resource.DecimalSI)
 	return out
 }
 

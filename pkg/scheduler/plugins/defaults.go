@@ -107,6 +107,9 @@ func ParseWeights(s string) (map[string]int64, error) {
 		if !ok || name == "" || value == "" {
 			return nil, fmt.Errorf("score weight %q: want name=weight, e.g. leastallocated=1", strings.TrimSpace(entry))
 		}
+		if _, known := DefaultWeights[name]; !known {
+			return nil, fmt.Errorf("score weight %q: no score plugin is called %q (known: %s)", strings.TrimSpace(entry), name, strings.Join(slices.Sorted(maps.Keys(DefaultWeights)), ", "))
+		}
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("score weight for %q given twice", name)
 		}

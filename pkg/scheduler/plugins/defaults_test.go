@@ -71,6 +71,7 @@ func TestParseWeights(t *testing.T) {
 		{name: "fraction", in: "leastallocated=1.5", wantErr: `score weight "leastallocated=1.5": weight must be a whole number`},
 		{name: "negative", in: "leastallocated=-1", wantErr: `score weight "leastallocated=-1": weight must be a whole number of 0 or more`},
 		{name: "twice", in: "zonespread=1,zonespread=2", wantErr: `score weight for "zonespread" given twice`},
+		{name: "unknown plugin", in: "fastest=1", wantErr: `no score plugin is called "fastest" (known: balancedallocation, leastallocated, preferredregions, tainttoleration, zonespread)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,9 @@ const Name = "runtimeselector"
 // ReasonLabelsDoNotMatch is why a runtime that the selector does not select does not fit.
 const ReasonLabelsDoNotMatch = "labels do not match"
 
+// ReasonInvalidSelector is why no runtime fits a capability whose selector cannot be parsed.
+const ReasonInvalidSelector = "invalid runtime selector"
+
 // Plugin is the runtimeselector filter.
 type Plugin struct{}
 
@@ -37,7 +40,8 @@ type parsed struct {
 }
 
 // Filter lets c onto r only if c's runtime selector, if any, selects r's labels. An
-// invalid selector is an Error rather than a reason, since it is no fault of any runtime.
+// invalid selector fits no runtime: the tenant reads "invalid runtime selector" and can
+// fix it, rather than the scheduler retrying an error forever.
 func (*Plugin) Filter(_ context.Context, state *framework.CycleState, c *framework.Capability, r *framework.RuntimeInfo) *framework.Status {
 	ls := c.Spec.Placement.RuntimeSelector
 	if ls == nil {
@@ -45,7 +49,7 @@ func (*Plugin) Filter(_ context.Context, state *framework.CycleState, c *framewo
 	}
 	p := selectorOf(state, ls)
 	if p.err != nil {
-		return framework.AsError(p.err)
+		return framework.NewUnschedulable(ReasonInvalidSelector)
 	}
 	if !p.selector.Matches(labels.Set(r.Runtime.Labels)) {
 		return framework.NewUnschedulable(ReasonLabelsDoNotMatch)

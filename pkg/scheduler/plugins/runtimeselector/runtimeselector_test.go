@@ -18,7 +18,6 @@ func TestFilter(t *testing.T) {
 		selector *metav1.LabelSelector
 		labels   map[string]string
 		want     *framework.Status
-		wantErr  bool
 	}{
 		{name: "no selector", labels: map[string]string{"tier": "gold"}},
 		{name: "no selector, no labels"},
@@ -43,11 +42,11 @@ func TestFilter(t *testing.T) {
 			want:   framework.NewUnschedulable("labels do not match"),
 		},
 		{
-			name: "invalid selector is an error",
+			name: "an invalid selector fits nothing, with a reason the tenant can act on",
 			selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 				{Key: "tier", Operator: metav1.LabelSelectorOpIn},
 			}},
-			wantErr: true,
+			want: framework.NewUnschedulable("invalid runtime selector"),
 		},
 	}
 	for _, tt := range tests {
@@ -55,12 +54,6 @@ func TestFilter(t *testing.T) {
 			r := tu.Info(tu.Runtime("rt", tu.WithLabels(tt.labels)))
 			c := tu.Capability(tu.WithPlacement(platformv1alpha1.Placement{RuntimeSelector: tt.selector}))
 			got := New().Filter(context.Background(), framework.NewCycleState(), c, r)
-			if tt.wantErr {
-				if got == nil || got.Code != framework.Error || got.Err == nil {
-					t.Fatalf("Filter() = %v, want an error", got)
-				}
-				return
-			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Filter() (-want +got):\n%s", diff)
 			}
