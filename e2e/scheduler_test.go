@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,6 +123,23 @@ func TestSchedulerPlacesCapabilitiesOfThreeTenants(t *testing.T) {
 		t.Errorf("pending capability reports %s %q, want Unschedulable %q", cond.Reason, cond.Message, "0/5 runtimes fit: 5 country not allowed")
 	}
 	generation := pending.Generation
+
+	// An operator asks where a capability would land, without creating it.
+	manifest := framework.TempFile(t, "db.yaml", "apiVersion: postgres.msp.dev/v1alpha1\nkind: PostgresDatabase\nmetadata: {name: probe}\nspec:\n  placement: {countries: [CH]}\n")
+	out, err := exec.Command(filepath.Join(env.Bin, "msp-explain"), "-f", manifest, "--kubeconfig", env.Server.KubeconfigPath(),
+		"--workspace", p.Path, "--heartbeat-timeout", "1h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("msp-explain: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "0/5 runtimes fit: 5 country not allowed") || !strings.Contains(string(out), "It would wait") {
+		t.Errorf("msp-explain does not explain the pending capability:\n%s", out)
+	}
+	manifest = framework.TempFile(t, "db2.yaml", "apiVersion: postgres.msp.dev/v1alpha1\nkind: PostgresDatabase\nmetadata: {name: probe}\nspec:\n  placement: {regions: [eu-fr]}\n")
+	out, err = exec.Command(filepath.Join(env.Bin, "msp-explain"), "-f", manifest, "--kubeconfig", env.Server.KubeconfigPath(),
+		"--workspace", p.Path, "--heartbeat-timeout", "1h").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "It would land on fr-1") || !strings.Contains(string(out), "(6 capabilities already placed or pending)") {
+		t.Errorf("msp-explain for eu-fr: %v\n%s", err, out)
+	}
 
 	p.AddRuntime(t, framework.RuntimeSpec{Name: "ch-1", Region: "eu-ch", Country: "CH", Capabilities: 10})
 	db := waitCondition(t, initech, "in-switzerland", platformv1alpha1.ConditionScheduled, metav1.ConditionTrue, 30*time.Second)

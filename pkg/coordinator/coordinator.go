@@ -100,18 +100,17 @@ func Run(ctx context.Context, opts Options) error {
 
 	gvks := opts.Kinds
 	if len(gvks) == 0 {
-		var err error
-		if gvks, err = DiscoverKinds(ctx, opts.Config, opts.Export); err != nil {
+		exported, err := DiscoverKinds(ctx, opts.Config, opts.Export)
+		if err != nil {
 			return err
+		}
+		for _, k := range exported {
+			gvks = append(gvks, k.GVK)
 		}
 	}
 	kinds := make([]scheduler.Kind, 0, len(gvks))
 	for _, gvk := range gvks {
-		k := scheduler.Kind{GVK: gvk}
-		if gvk.GroupKind() == postgres.GroupKind {
-			k.ExtraRequests = postgres.Requests
-		}
-		kinds = append(kinds, k)
+		kinds = append(kinds, schedulerKind(gvk))
 	}
 	opts.Log.Info("coordinating", "export", opts.Export, "kinds", gvks)
 
@@ -161,9 +160,16 @@ func Run(ctx context.Context, opts Options) error {
 	return mgr.Start(ctx)
 }
 
+// ExportedKind is a kind an APIExport serves.
+type ExportedKind struct {
+	GVK schema.GroupVersionKind
+	// Resource is the kind's plural resource name.
+	Resource string
+}
+
 // DiscoverKinds reads the kinds an APIExport serves: each resource's schema names its
 // kind and its storage version.
-func DiscoverKinds(ctx context.Context, cfg *rest.Config, export string) ([]schema.GroupVersionKind, error) {
+func DiscoverKinds(ctx context.Context, cfg *rest.Config, export string) ([]ExportedKind, error) {
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return nil, err
@@ -174,10 +180,11 @@ func DiscoverKinds(ctx context.Context, cfg *rest.Config, export string) ([]sche
 		return nil, fmt.Errorf("failed to read APIExport %s: %w", export, err)
 	}
 	resources, _, _ := unstructured.NestedSlice(ex.Object, "spec", "resources")
-	var out []schema.GroupVersionKind
+	var out []ExportedKind
 	for _, r := range resources {
 		m, _ := r.(map[string]any)
 		schemaName, _ := m["schema"].(string)
+		plural, _ := m["name"].(string)
 		sch := &unstructured.Unstructured{}
 		sch.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha1", Kind: "APIResourceSchema"})
 		if err := c.Get(ctx, client.ObjectKey{Name: schemaName}, sch); err != nil {
@@ -190,7 +197,7 @@ func DiscoverKinds(ctx context.Context, cfg *rest.Config, export string) ([]sche
 			vm, _ := v.(map[string]any)
 			if storage, _ := vm["storage"].(bool); storage {
 				name, _ := vm["name"].(string)
-				out = append(out, schema.GroupVersionKind{Group: group, Version: name, Kind: kind})
+				out = append(out, ExportedKind{GVK: schema.GroupVersionKind{Group: group, Version: name, Kind: kind}, Resource: plural})
 			}
 		}
 	}
@@ -198,4 +205,13 @@ func DiscoverKinds(ctx context.Context, cfg *rest.Config, export string) ([]sche
 		return nil, fmt.Errorf("APIExport %s serves no kinds", export)
 	}
 	return out, nil
+}
+
+// schedulerKind adds what the coordinator knows of a kind's requests.
+func schedulerKind(gvk schema.GroupVersionKind) scheduler.Kind {
+	k := scheduler.Kind{GVK: gvk}
+	if gvk.GroupKind() == postgres.GroupKind {
+		k.ExtraRequests = postgres.Requests
+	}
+	return k
 }

@@ -105,7 +105,7 @@ func (o *observer) handler(clusterName string, kind Kind) toolscache.ResourceEve
 		key := capabilityKey(clusterName, gk, u.GetNamespace(), u.GetName())
 		runtime, _, _ := unstructured.NestedString(u.Object, "spec", "runtimeName")
 		before := o.acct.RuntimeOf(key)
-		o.acct.Observe(key, runtime, requestsOf(u, kind), tenantKey)
+		o.acct.Observe(key, runtime, RequestsOf(u, kind), tenantKey)
 		if before != "" && runtime == "" {
 			o.onFreed()
 		}
@@ -131,8 +131,8 @@ func (o *observer) handler(clusterName string, kind Kind) toolscache.ResourceEve
 	}
 }
 
-// requestsOf is what a document uses on its runtime.
-func requestsOf(u *unstructured.Unstructured, kind Kind) corev1.ResourceList {
+// RequestsOf is what a capability document of the given kind uses on its runtime.
+func RequestsOf(u *unstructured.Unstructured, kind Kind) corev1.ResourceList {
 	var spec platformv1alpha1.CapabilitySpec
 	if raw, ok, _ := unstructured.NestedMap(u.Object, "spec", "resources"); ok {
 		spec.Resources = parseResources(raw)

@@ -79,7 +79,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		Name:      u.GetName(),
 		GroupKind: gk,
 		Spec:      doc.Spec,
-		Requests:  requestsOf(u, r.kind),
+		Requests:  RequestsOf(u, r.kind),
 	}
 	w := &writer{client: cl.GetClient(), recorder: cl.GetEventRecorderFor(ControllerName), obj: u, doc: &doc, now: s.opts.Now}
 

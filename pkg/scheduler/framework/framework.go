@@ -51,6 +51,10 @@ type Result struct {
 	Evaluated, Feasible int
 	// Reasons counts, per reason, the runtimes that did not fit.
 	Reasons map[string]int
+	// Unfit names, per runtime that did not fit, its reason. Only Explain fills it.
+	Unfit map[string]string
+	// Ranked are all runtimes that fit, best first. Only Explain fills it.
+	Ranked []Candidate
 }
 
 // Message summarizes the result for a tenant, e.g.
@@ -87,8 +91,21 @@ func (r *Result) Message() string {
 // Schedule finds the best runtime for c in snap. An error means a plugin failed; a
 // result without Chosen means nothing fits, and its Message says why.
 func (f *Framework) Schedule(ctx context.Context, c *Capability, snap *Snapshot) (*Result, error) {
+	return f.schedule(ctx, c, snap, false)
+}
+
+// Explain is Schedule that also reports every runtime's verdict (Unfit and Ranked), for
+// an operator asking where a capability would land and why.
+func (f *Framework) Explain(ctx context.Context, c *Capability, snap *Snapshot) (*Result, error) {
+	return f.schedule(ctx, c, snap, true)
+}
+
+func (f *Framework) schedule(ctx context.Context, c *Capability, snap *Snapshot, explain bool) (*Result, error) {
 	state := NewCycleState()
 	res := &Result{Evaluated: len(snap.Runtimes), Reasons: map[string]int{}}
+	if explain {
+		res.Unfit = map[string]string{}
+	}
 	feasible := make([]*RuntimeInfo, 0, len(snap.Runtimes))
 	for _, r := range snap.Runtimes {
 		st := f.runFilters(ctx, state, c, r)
@@ -97,6 +114,9 @@ func (f *Framework) Schedule(ctx context.Context, c *Capability, snap *Snapshot)
 			feasible = append(feasible, r)
 		case st.Code == Unschedulable:
 			res.Reasons[st.Reason]++
+			if explain {
+				res.Unfit[r.Name()] = st.Reason
+			}
 		default:
 			return nil, fmt.Errorf("failed to filter runtime %s: %w", r.Name(), st.Err)
 		}
@@ -135,6 +155,9 @@ func (f *Framework) Schedule(ctx context.Context, c *Capability, snap *Snapshot)
 		return a.Runtime.Name() < b.Runtime.Name()
 	})
 	res.Chosen = cands[0].Runtime
+	if explain {
+		res.Ranked = cands
+	}
 	n := min(f.MaxCandidates, len(cands))
 	res.Candidates = cands[:n:n]
 	return res, nil
