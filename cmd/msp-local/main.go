@@ -72,6 +72,16 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	if err != nil {
 		return err
 	}
+
+	// The postgres provider's coordinator; it talks to kcp only.
+	coordinator, err := startProcess(opts.Home, "coordinator", "msp-coordinator",
+		"--kubeconfig", server.KubeconfigPath(), "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
+		"--metrics-bind-address", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer coordinator.stop()
+	fmt.Printf("Coordinator of root:providers:postgres running (log: %s)\n", coordinator.log)
 	printUsage(kubeconfig, time.Since(start))
 
 	if opts.Exit {
@@ -83,6 +93,8 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		return nil
 	case <-server.Done():
 		return fmt.Errorf("kcp exited unexpectedly; see %s", filepath.Join(kcpDir, launcher.LogFile))
+	case <-coordinator.done:
+		return fmt.Errorf("the coordinator exited unexpectedly; see %s", coordinator.log)
 	}
 }
 

@@ -44,6 +44,9 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 	go io.Copy(io.Discard, stdout) //nolint:errcheck // drain the rest
 
 	kubeconfig := match(t, output, `export KUBECONFIG=(\S+)`)
+	if !strings.Contains(output, "Coordinator of root:providers:postgres running") {
+		t.Fatalf("msp-local did not start the coordinator:\n%s", output)
+	}
 	if !strings.Contains(output, "created or updated") {
 		t.Fatalf("msp-local did not report the bootstrap:\n%s", output)
 	}
@@ -85,6 +88,11 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 		t.Fatalf("kcp's port %d is still taken after Ctrl-C: %v", port, err)
 	} else {
 		l.Close()
+	}
+
+	// Nothing it started is left: no process refers to its state folder.
+	if out, _ := exec.Command("pgrep", "-a", "-f", home).Output(); len(out) > 0 {
+		t.Fatalf("processes left after Ctrl-C:\n%s", out)
 	}
 
 	// Second start on the same data: resumes on the same port, the bootstrap changes nothing.
