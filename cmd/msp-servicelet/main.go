@@ -1,0 +1,105 @@
+// Command msp-servicelet runs next to one service runtime. It connects outbound to the
+// provider's APIExport virtual workspace, reconciles only the capabilities assigned to
+// its runtime, and keeps the runtime's ServiceRuntime twin true.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/coordinator"
+	"github.com/msp-dev/msp/pkg/kcpconfig"
+	"github.com/msp-dev/msp/pkg/postgres"
+	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/pkg/servicelet/testdriver"
+)
+
+func main() {
+	opts := defaultOptions()
+	opts.AddFlags(pflag.CommandLine)
+	zapOpts := zap.Options{}
+	goflags := flag.NewFlagSet("log", flag.ExitOnError)
+	zapOpts.BindFlags(goflags)
+	pflag.CommandLine.AddGoFlagSet(goflags)
+	pflag.Parse()
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "msp-servicelet:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts, zap.New(zap.UseFlagOptions(&zapOpts))); err != nil {
+		fmt.Fprintln(os.Stderr, "msp-servicelet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opts *options, log logr.Logger) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = opts.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("failed to load kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	providerCfg := kcpconfig.ForWorkspace(cfg, opts.Workspace)
+
+	// The export's kinds; kcp may be down at start, so keep asking.
+	var exported []coordinator.ExportedKind
+	for {
+		if exported, err = coordinator.DiscoverKinds(ctx, providerCfg, opts.Export); err == nil {
+			break
+		}
+		log.Info("waiting for the provider's APIExport", "err", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sleep():
+		}
+	}
+	var kinds []servicelet.Kind
+	var hosted []platformv1alpha1.CapabilityKind
+	for _, k := range exported {
+		sk := servicelet.Kind{GVK: k.GVK, Resource: k.Resource}
+		if k.GVK.GroupKind() == postgres.GroupKind {
+			sk.ExtraRequests = postgres.Requests
+		}
+		kinds = append(kinds, sk)
+		hosted = append(hosted, platformv1alpha1.CapabilityKind{Group: k.GVK.Group, Kind: k.GVK.Kind})
+	}
+
+	driver, err := testdriver.New(testdriver.Options{Dir: opts.StateDir, Runtime: opts.Runtime, ProvisionDelay: opts.ProvisionDelay})
+	if err != nil {
+		return err
+	}
+	s, err := servicelet.New(servicelet.Options{
+		Config:            providerCfg,
+		EndpointSlice:     opts.EndpointSlice,
+		Runtime:           opts.Runtime,
+		Register:          opts.registration(hosted),
+		Kinds:             kinds,
+		Driver:            driver,
+		Probe:             driver,
+		HeartbeatInterval: opts.HeartbeatInterval,
+		Workers:           opts.Workers,
+		DebugAddr:         opts.DebugAddr,
+		Log:               log,
+	})
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+func sleep() <-chan time.Time { return time.After(2 * time.Second) }

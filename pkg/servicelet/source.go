@@ -1,0 +1,305 @@
+package servicelet
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+)
+
+// Kind is a capability kind the servicelet serves.
+type Kind struct {
+	GVK schema.GroupVersionKind
+	// Resource is the plural resource name.
+	Resource string
+	// ExtraRequests adds kind-specific requests when the servicelet sums what its
+	// runtime hosts, as the scheduler does (a database's size as storage). Optional.
+	ExtraRequests func(*unstructured.Unstructured) corev1.ResourceList
+}
+
+// Key identifies one capability behind one virtual workspace endpoint.
+type Key struct {
+	// URL is the endpoint (one per shard) the capability was seen through.
+	URL string
+	// Kind indexes Source's kinds.
+	Kind int
+	// Cluster, Namespace and Name identify the document.
+	Cluster, Namespace, Name string
+}
+
+func (k Key) String() string {
+	return fmt.Sprintf("%s/%s/%s", k.Cluster, k.Namespace, k.Name)
+}
+
+// Source watches, through every endpoint of the provider's APIExportEndpointSlice, only
+// the capabilities labelled with this servicelet's runtime: the label selector goes to
+// the server, so other runtimes' capabilities never reach this process.
+type Source struct {
+	cfg       *rest.Config
+	slice     string
+	kinds     []Kind
+	selector  labels.Selector
+	queue     workqueue.TypedRateLimitingInterface[Key]
+	pollEvery time.Duration
+
+	mu        sync.Mutex
+	endpoints map[string]*endpoint
+}
+
+type endpoint struct {
+	cancel    context.CancelFunc
+	informers []kcpcache.ScopeableSharedIndexInformer
+	// writeCfg and httpClient address the endpoint; clients holds one dynamic client per
+	// workspace written to, all sharing httpClient.
+	writeCfg   *rest.Config
+	httpClient *http.Client
+	clients    map[string]dynamic.Interface
+}
+
+// NewSource watches the endpoints of slice (in the workspace cfg addresses) for the
+// capabilities of kinds assigned to runtime, feeding their keys to queue.
+func NewSource(cfg *rest.Config, slice, runtimeName string, kinds []Kind, queue workqueue.TypedRateLimitingInterface[Key]) *Source {
+	return &Source{
+		cfg:       cfg,
+		slice:     slice,
+		kinds:     kinds,
+		selector:  labels.SelectorFromSet(labels.Set{platformv1alpha1.LabelRuntime: runtimeName}),
+		queue:     queue,
+		pollEvery: 10 * time.Second,
+		endpoints: map[string]*endpoint{},
+	}
+}
+
+// Start follows the endpoint slice until ctx ends. Endpoints that appear get informers;
+// endpoints that disappear are dropped. kcp being unreachable only delays this: the
+// informers retry by themselves and nothing already running is touched.
+func (s *Source) Start(ctx context.Context) error {
+	logger := log.FromContext(ctx).WithName("source")
+	dyn, err := dynamic.NewForConfig(s.cfg)
+	if err != nil {
+		return err
+	}
+	sliceGVR := schema.GroupVersionResource{Group: "apis.kcp.io", Version: "v1alpha1", Resource: "apiexportendpointslices"}
+	for {
+		slice, err := dyn.Resource(sliceGVR).Get(ctx, s.slice, metav1.GetOptions{})
+		if err != nil {
+			logger.V(1).Info("cannot read the endpoint slice yet", "slice", s.slice, "err", err.Error())
+		} else {
+			s.sync(ctx, endpointURLs(slice))
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for _, ep := range s.endpoints {
+				ep.cancel()
+			}
+			s.mu.Unlock()
+			return nil
+		case <-time.After(s.pollEvery):
+		}
+	}
+}
+
+func endpointURLs(slice *unstructured.Unstructured) []string {
+	list, _, _ := unstructured.NestedSlice(slice.Object, "status", "endpoints")
+	var urls []string
+	for _, e := range list {
+		if m, ok := e.(map[string]any); ok {
+			if u, _ := m["url"].(string); u != "" {
+				urls = append(urls, u)
+			}
+		}
+	}
+	return urls
+}
+
+func (s *Source) sync(ctx context.Context, urls []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := map[string]bool{}
+	for _, u := range urls {
+		want[u] = true
+		if _, ok := s.endpoints[u]; ok {
+			continue
+		}
+		ep, err := s.watch(ctx, u)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "failed to watch endpoint", "url", u)
+			continue
+		}
+		s.endpoints[u] = ep
+	}
+	for u, ep := range s.endpoints {
+		if !want[u] {
+			ep.cancel()
+			delete(s.endpoints, u)
+		}
+	}
+}
+
+// watch starts one informer per kind on the endpoint's wildcard cluster.
+func (s *Source) watch(ctx context.Context, url string) (*endpoint, error) {
+	cfg := rest.CopyConfig(s.cfg)
+	cfg.Host = url + "/clusters/*"
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	epCtx, cancel := context.WithCancel(ctx)
+	ep := &endpoint{cancel: cancel}
+	ep.writeCfg = rest.CopyConfig(s.cfg)
+	ep.writeCfg.Host = url
+	if ep.httpClient, err = rest.HTTPClientFor(ep.writeCfg); err != nil {
+		cancel()
+		return nil, err
+	}
+	ep.clients = map[string]dynamic.Interface{}
+	selector := s.selector.String()
+	for i, kind := range s.kinds {
+		ri := dyn.Resource(kind.GVK.GroupVersion().WithResource(kind.Resource))
+		lw := &toolscache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.LabelSelector = selector
+				return ri.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.LabelSelector = selector
+				return ri.Watch(ctx, o)
+			},
+		}
+		inf := kcpinformers.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, toolscache.Indexers{})
+		kindIndex := i
+		enqueue := func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			u, ok := obj.(*unstructured.Unstructured)
+			if !ok {
+				return
+			}
+			s.queue.Add(Key{URL: url, Kind: kindIndex, Cluster: clusterOf(u), Namespace: u.GetNamespace(), Name: u.GetName()})
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: func(_, obj any) { enqueue(obj) },
+			DeleteFunc: enqueue,
+		}); err != nil {
+			cancel()
+			return nil, err
+		}
+		ep.informers = append(ep.informers, inf)
+		go inf.RunWithContext(epCtx)
+	}
+	return ep, nil
+}
+
+func clusterOf(u *unstructured.Unstructured) string {
+	return u.GetAnnotations()["kcp.io/cluster"]
+}
+
+// Get returns the cached document of key, or nil.
+func (s *Source) Get(key Key) *unstructured.Unstructured {
+	s.mu.Lock()
+	ep := s.endpoints[key.URL]
+	s.mu.Unlock()
+	if ep == nil || key.Kind >= len(ep.informers) {
+		return nil
+	}
+	obj, ok, err := ep.informers[key.Kind].GetIndexer().GetByKey(kcpcache.ToClusterAwareKey(key.Cluster, key.Namespace, key.Name))
+	if err != nil || !ok {
+		return nil
+	}
+	u, _ := obj.(*unstructured.Unstructured)
+	return u
+}
+
+// Client returns a dynamic client on key's workspace, through key's endpoint.
+func (s *Source) Client(key Key) (dynamic.Interface, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep := s.endpoints[key.URL]
+	if ep == nil {
+		return nil, fmt.Errorf("endpoint %s is gone", key.URL)
+	}
+	if c, ok := ep.clients[key.Cluster]; ok {
+		return c, nil
+	}
+	cfg := rest.CopyConfig(ep.writeCfg)
+	cfg.Host = key.URL + "/clusters/" + key.Cluster
+	c, err := dynamic.NewForConfigAndClient(cfg, ep.httpClient)
+	if err != nil {
+		return nil, err
+	}
+	ep.clients[key.Cluster] = c
+	return c, nil
+}
+
+// Cached is one capability in the source's cache.
+type Cached struct {
+	Key    Key
+	Object *unstructured.Unstructured
+}
+
+// List returns every cached capability, sorted by key.
+func (s *Source) List() []Cached {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Cached
+	for url, ep := range s.endpoints {
+		for i, inf := range ep.informers {
+			for _, obj := range inf.GetStore().List() {
+				u, ok := obj.(*unstructured.Unstructured)
+				if !ok {
+					continue
+				}
+				out = append(out, Cached{Key: Key{URL: url, Kind: i, Cluster: clusterOf(u), Namespace: u.GetNamespace(), Name: u.GetName()}, Object: u})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.String() < out[j].Key.String() })
+	return out
+}
+
+// Synced reports whether every informer has listed once.
+func (s *Source) Synced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.endpoints) == 0 {
+		return false
+	}
+	for _, ep := range s.endpoints {
+		for _, inf := range ep.informers {
+			if !inf.HasSynced() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Kinds returns the kinds the source serves.
+func (s *Source) Kinds() []Kind { return s.kinds }
+
+// GVR returns the resource of kind index i.
+func (s *Source) GVR(i int) schema.GroupVersionResource {
+	return s.kinds[i].GVK.GroupVersion().WithResource(s.kinds[i].Resource)
+}
