@@ -252,11 +252,11 @@ func synced(status metav1.ConditionStatus, reason, msg string) *metav1.Condition
 
 // docWriter writes the servicelet's part of one capability and its Secret.
 type docWriter struct {
-	r      *Reconciler
-	key    Key
-	client dynamic.Interface
-	gvr    schema.GroupVersionResource
-	obj    *unstructured.Unstructured
+	r       *Reconciler
+	key     Key
+	client  dynamic.Interface
+	gvr     schema.GroupVersionResource
+	obj     *unstructured.Unstructured
 	current *platformv1alpha1.CapabilityStatus
 }
 
