@@ -186,7 +186,7 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 		len(first.Applied), len(first.Changed()), len(second.Applied), len(second.Changed()))
 
 	// The command for a kcp run elsewhere (deploy/) does the same.
-	out, err := exec.Command(filepath.Join(env.Bin, "msp-bootstrap"), "--kubeconfig", env.Server.KubeconfigPath()).CombinedOutput()
+	out, err := exec.Command(filepath.Join(env.Bin, "msp-bootstrap"), "--kubeconfig", env.Kubeconfig()).CombinedOutput()
 	if err != nil {
 		t.Fatalf("msp-bootstrap failed: %v\n%s", err, out)
 	}

@@ -126,7 +126,7 @@ func TestSchedulerPlacesCapabilitiesOfThreeTenants(t *testing.T) {
 
 	// An operator asks where a capability would land, without creating it.
 	manifest := framework.TempFile(t, "db.yaml", "apiVersion: postgres.msp.dev/v1alpha1\nkind: PostgresDatabase\nmetadata: {name: probe}\nspec:\n  placement: {countries: [CH]}\n")
-	out, err := exec.Command(filepath.Join(env.Bin, "msp-explain"), "-f", manifest, "--kubeconfig", env.Server.KubeconfigPath(),
+	out, err := exec.Command(filepath.Join(env.Bin, "msp-explain"), "-f", manifest, "--kubeconfig", env.Kubeconfig(),
 		"--workspace", p.Path, "--heartbeat-timeout", "1h").CombinedOutput()
 	if err != nil {
 		t.Fatalf("msp-explain: %v\n%s", err, out)
@@ -135,7 +135,7 @@ func TestSchedulerPlacesCapabilitiesOfThreeTenants(t *testing.T) {
 		t.Errorf("msp-explain does not explain the pending capability:\n%s", out)
 	}
 	manifest = framework.TempFile(t, "db2.yaml", "apiVersion: postgres.msp.dev/v1alpha1\nkind: PostgresDatabase\nmetadata: {name: probe}\nspec:\n  placement: {regions: [eu-fr]}\n")
-	out, err = exec.Command(filepath.Join(env.Bin, "msp-explain"), "-f", manifest, "--kubeconfig", env.Server.KubeconfigPath(),
+	out, err = exec.Command(filepath.Join(env.Bin, "msp-explain"), "-f", manifest, "--kubeconfig", env.Kubeconfig(),
 		"--workspace", p.Path, "--heartbeat-timeout", "1h").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "It would land on fr-1") || !strings.Contains(string(out), "(6 capabilities already placed or pending)") {
 		t.Errorf("msp-explain for eu-fr: %v\n%s", err, out)

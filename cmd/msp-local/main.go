@@ -75,7 +75,7 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 
 	// The postgres provider's coordinator; it talks to kcp only.
 	coordinator, err := startProcess(opts.Home, "coordinator", "msp-coordinator",
-		"--kubeconfig", server.KubeconfigPath(), "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
+		"--kubeconfig", server.PlatformKubeconfigPath(), "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
 		"--metrics-bind-address", "127.0.0.1:0")
 	if err != nil {
 		return err

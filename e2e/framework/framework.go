@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/launcher"
@@ -73,7 +74,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer server.Stop()
-	cfg, err := server.RESTConfig()
+	// The platform kubeconfig's static token survives restarts of kcp (the admin
+	// token does not), so tests and components keep working across RestartKCP.
+	cfg, err := clientcmd.BuildConfigFromFlags("", server.PlatformKubeconfigPath())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -85,7 +88,26 @@ func run(m *testing.M) int {
 	}
 	fmt.Printf("e2e: kcp at %s ready and bootstrapped in %s (data: %s)\n", server.URL(), time.Since(start).Round(time.Second), dir)
 	env = &Env{Server: server, Config: cfg, Bin: bin, Bootstrap: res}
+	defer func() { env.Server.Stop() }()
 	return m.Run()
+}
+
+// Kubeconfig is the kubeconfig tests and components use (the platform's static token).
+func (e *Env) Kubeconfig() string { return e.Server.PlatformKubeconfigPath() }
+
+// RestartKCP stops kcp, waits for downtime, and starts it again on the same data folder
+// and port. Clients built from Config keep working.
+func (e *Env) RestartKCP(t testing.TB, downtime time.Duration) {
+	t.Helper()
+	if err := e.Server.Stop(); err != nil {
+		t.Fatalf("failed to stop kcp: %v", err)
+	}
+	time.Sleep(downtime)
+	server, err := launcher.Start(context.Background(), launcher.Options{Binary: filepath.Join(e.Bin, "kcp"), DataDir: e.Server.DataDir()})
+	if err != nil {
+		t.Fatalf("failed to start kcp again: %v", err)
+	}
+	e.Server = server
 }
 
 // BinDir is the folder with the built binaries: $MSP_BIN, or _bin at the repository root.

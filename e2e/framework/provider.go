@@ -185,7 +185,7 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 	}
 	metrics := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{
-		"--kubeconfig", p.env.Server.KubeconfigPath(),
+		"--kubeconfig", p.env.Kubeconfig(),
 		"--workspace", p.Path,
 		"--export", p.Export,
 		"--heartbeat-timeout", "1h",

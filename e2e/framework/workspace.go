@@ -105,13 +105,13 @@ func WaitForWorkspaceReady(t testing.TB, parent *Workspace, name string) {
 // and its plugins, into the test's temp folder.
 func (w *Workspace) Kubeconfig(t testing.TB) string {
 	t.Helper()
-	cfg, err := clientcmd.LoadFromFile(Current(t).Server.KubeconfigPath())
+	cfg, err := clientcmd.LoadFromFile(Current(t).Kubeconfig())
 	if err != nil {
-		t.Fatalf("failed to load admin kubeconfig: %v", err)
+		t.Fatalf("failed to load the platform kubeconfig: %v", err)
 	}
 	ctx := cfg.Contexts[cfg.CurrentContext]
 	if ctx == nil {
-		t.Fatalf("admin kubeconfig has no current context")
+		t.Fatalf("the platform kubeconfig has no current context")
 	}
 	cluster := cfg.Clusters[ctx.Cluster].DeepCopy()
 	cluster.Server = kcpconfig.BaseURL(cluster.Server) + "/clusters/" + w.Path

@@ -150,6 +150,12 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.HeartbeatTimeout > 0 {
+		hb := &heartbeatMonitor{client: mgr.GetLocalManager().GetClient(), timeout: opts.HeartbeatTimeout, now: time.Now}
+		if err := hb.setup(mgr.GetLocalManager()); err != nil {
+			return fmt.Errorf("failed to set up the heartbeat monitor: %w", err)
+		}
+	}
 	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes})
 	if err != nil {
 		return err

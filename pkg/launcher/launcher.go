@@ -7,6 +7,8 @@ package launcher
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,11 +19,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 )
@@ -30,8 +34,13 @@ const (
 	// AdminKubeconfig is the file kcp writes into its data folder for the admin user.
 	AdminKubeconfig = "admin.kubeconfig"
 	// LogFile is where the launcher writes kcp's output, inside the data folder.
-	LogFile   = "kcp.log"
-	portsFile = "msp-ports.json"
+	LogFile = "kcp.log"
+	// PlatformKubeconfig is a kubeconfig for msp's own components (coordinators,
+	// servicelets): a static token of the user msp-platform, which, unlike the admin
+	// token kcp rotates on every start, survives restarts of kcp.
+	PlatformKubeconfig = "platform.kubeconfig"
+	portsFile          = "msp-ports.json"
+	tokensFile         = "msp-tokens.csv"
 )
 
 // Options configure a kcp server. Zero values take the documented defaults.
@@ -116,7 +125,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		out = io.MultiWriter(logFile, opts.Output)
 	}
 
+	token, err := platformToken(dataDir)
+	if err != nil {
+		return nil, err
+	}
 	args := []string{"start",
+		"--token-auth-file=" + filepath.Join(dataDir, tokensFile),
 		"--root-directory=" + dataDir,
 		"--bind-address=" + opts.BindAddress,
 		"--secure-port=" + strconv.Itoa(p.Secure),
@@ -143,6 +157,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.waitServing(ctx); err != nil {
 		_ = s.Stop()
 		return nil, fmt.Errorf("launcher: kcp did not become ready: %w\n--- last lines of %s ---\n%s", err, logFile.Name(), tail(logFile.Name(), 30))
+	}
+	if err := s.writePlatformKubeconfig(token); err != nil {
+		_ = s.Stop()
+		return nil, err
 	}
 	return s, nil
 }
@@ -249,6 +267,52 @@ func probe(ctx context.Context, cfg *rest.Config) error {
 		}
 	}
 	return nil
+}
+
+// platformToken returns the static token of msp's components, creating the token file
+// on the first start of a data folder.
+func platformToken(dataDir string) (string, error) {
+	file := filepath.Join(dataDir, tokensFile)
+	if raw, err := os.ReadFile(file); err == nil {
+		token, _, _ := strings.Cut(string(raw), ",")
+		if token != "" {
+			return token, nil
+		}
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(b)
+	line := token + `,msp-platform,msp-platform,"system:kcp:admin"` + "\n"
+	if err := os.WriteFile(file, []byte(line), 0o600); err != nil {
+		return "", fmt.Errorf("launcher: failed to write %s: %w", file, err)
+	}
+	return token, nil
+}
+
+// writePlatformKubeconfig writes the components' kubeconfig next to the admin one: the
+// same server and CA, the static token.
+func (s *Server) writePlatformKubeconfig(token string) error {
+	cfg, err := clientcmd.LoadFromFile(s.KubeconfigPath())
+	if err != nil {
+		return fmt.Errorf("launcher: failed to read the admin kubeconfig: %w", err)
+	}
+	ctx := cfg.Contexts[cfg.CurrentContext]
+	if ctx == nil || cfg.Clusters[ctx.Cluster] == nil {
+		return errors.New("launcher: the admin kubeconfig has no current cluster")
+	}
+	out := clientcmdapi.NewConfig()
+	out.Clusters["root"] = cfg.Clusters[ctx.Cluster].DeepCopy()
+	out.AuthInfos["msp-platform"] = &clientcmdapi.AuthInfo{Token: token}
+	out.Contexts["root"] = &clientcmdapi.Context{Cluster: "root", AuthInfo: "msp-platform"}
+	out.CurrentContext = "root"
+	return clientcmd.WriteToFile(*out, s.PlatformKubeconfigPath())
+}
+
+// PlatformKubeconfigPath is the kubeconfig for msp's components (see PlatformKubeconfig).
+func (s *Server) PlatformKubeconfigPath() string {
+	return filepath.Join(s.opts.DataDir, PlatformKubeconfig)
 }
 
 // KubeconfigPath is the admin kubeconfig kcp wrote; its current context is the root workspace.

@@ -421,6 +421,7 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 func (w *docWriter) event(ctx context.Context, eventType, reason, msg string) {
 	now := metav1.Now()
 	ev := &corev1.Event{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
 		ObjectMeta: metav1.ObjectMeta{GenerateName: w.obj.GetName() + ".", Namespace: w.obj.GetNamespace()},
 		InvolvedObject: corev1.ObjectReference{
 			APIVersion: w.obj.GetAPIVersion(), Kind: w.obj.GetKind(), Namespace: w.obj.GetNamespace(),
@@ -436,7 +437,7 @@ func (w *docWriter) event(ctx context.Context, eventType, reason, msg string) {
 		return
 	}
 	if _, err := w.client.Resource(eventsGVR).Namespace(w.obj.GetNamespace()).Create(ctx, &unstructured.Unstructured{Object: u}, metav1.CreateOptions{}); err != nil {
-		w.r.Log.V(1).Info("failed to record event", "reason", reason, "err", err.Error())
+		w.r.Log.Info("failed to record event", "reason", reason, "err", err.Error())
 	}
 }
 

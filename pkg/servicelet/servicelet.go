@@ -28,6 +28,12 @@ import (
 // Version is reported in the runtime's status.serviceletVersion.
 var Version = "v0.1.0-dev"
 
+// syncGrace is how long after start a servicelet waits for its cache before it reports
+// its runtime not Ready for want of one.
+const syncGrace = 30 * time.Second
+
+var errNotSynced = errors.New("the capability cache is not synced yet")
+
 // Options configure a servicelet. Zero values take the documented defaults.
 type Options struct {
 	// Config addresses the provider workspace (the ServiceRuntime and the endpoint slice
@@ -65,6 +71,7 @@ type Servicelet struct {
 	queue      workqueue.TypedRateLimitingInterface[Key]
 	client     client.Client
 	changed    chan struct{}
+	started    time.Time
 	debugAddr  string
 	listenerMu sync.Mutex
 }
@@ -105,6 +112,7 @@ func (s *Servicelet) Source() *Source { return s.source }
 // Run runs until ctx ends. kcp being unreachable is retried with backoff; running
 // capabilities are left alone meanwhile.
 func (s *Servicelet) Run(ctx context.Context) error {
+	s.started = time.Now()
 	log := s.opts.Log.WithValues("runtime", s.opts.Runtime)
 	ctx = logr.NewContext(ctx, log)
 	if s.opts.DebugAddr != "" {
@@ -225,7 +233,12 @@ func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, probeErr.Error()
 	}
 	if !s.source.Synced() {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, "the servicelet has not reached the provider's virtual workspace yet"
+		// Right after a restart the cache is still filling: saying nothing for a while
+		// keeps the runtime's last verdict instead of flapping it to not Ready.
+		if time.Since(s.started) < syncGrace {
+			return last, errNotSynced
+		}
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, "the servicelet cannot reach the provider's virtual workspace"
 	}
 	state := fmt.Sprintf("%s|%s|%d|%v|%v|%d", cond.Status, cond.Message, count, allocated, usage, rt.Generation)
 	if state == last {

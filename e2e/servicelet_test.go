@@ -1,0 +1,256 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
+	"github.com/msp-dev/msp/e2e/framework"
+	"github.com/msp-dev/msp/pkg/servicelet/testdriver"
+)
+
+func onRuntime(name, runtime string) *postgresv1alpha1.PostgresDatabase {
+	db := database(name, platformv1alpha1.Placement{})
+	db.Spec.RuntimeName = runtime
+	return db
+}
+
+func waitGone(t *testing.T, c client.Client, obj client.Object, timeout time.Duration) {
+	t.Helper()
+	framework.Eventually(t, timeout, obj.GetName()+" to be gone", func(ctx context.Context) (bool, string, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		if apierrors.IsNotFound(err) {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("finalizers %v", obj.GetFinalizers()), err
+	})
+}
+
+// An assigned capability becomes Ready with its connection Secret in the tenant's
+// workspace; deleting it runs the driver's delete and removes the finalizer and the
+// Secret; with deletionPolicy Orphan the driver's delete does not run; a paused one is
+// left alone until unpaused.
+func TestServiceletLifecycle(t *testing.T) {
+	t.Parallel()
+	env := framework.Current(t)
+	p := env.NewProvider(t)
+	p.StartCoordinator(t)
+	sl := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "local-1", Region: "eu-de", Country: "DE", Capabilities: 10})
+	c := p.NewTenant(t).Client(t)
+	ctx := context.Background()
+
+	// Assigned → Ready, with the Secret present and referenced.
+	create(t, c, database("orders", platformv1alpha1.Placement{Countries: []string{"DE"}}))
+	db := waitCondition(t, c, "orders", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
+	if db.Spec.RuntimeName != "local-1" {
+		t.Fatalf("orders runs on %q, want local-1", db.Spec.RuntimeName)
+	}
+	if db.Status.ConnectionSecretRef == nil {
+		t.Fatalf("status.connectionSecretRef is not set: %+v", db.Status)
+	}
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: db.Status.ConnectionSecretRef.Name}, secret); err != nil {
+		t.Fatalf("connection Secret %s: %v", db.Status.ConnectionSecretRef.Name, err)
+	}
+	if len(secret.Data["token"]) == 0 || !strings.Contains(string(secret.Data["endpoint"]), "local-1/default/orders") {
+		t.Errorf("connection Secret lacks the details: %v", keys(secret.Data))
+	}
+	if !contains(db.Finalizers, platformv1alpha1.FinalizerServicelet) {
+		t.Errorf("finalizers %v lack %s", db.Finalizers, platformv1alpha1.FinalizerServicelet)
+	}
+	synced := meta.FindStatusCondition(db.Status.Conditions, platformv1alpha1.ConditionSynced)
+	if synced == nil || synced.Status != metav1.ConditionTrue || db.Status.ObservedGeneration != db.Generation {
+		t.Errorf("Synced %+v, observedGeneration %d (generation %d)", synced, db.Status.ObservedGeneration, db.Generation)
+	}
+
+	// Delete → the driver's delete ran, the finalizer and the Secret are gone.
+	if err := c.Delete(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, c, &postgresv1alpha1.PostgresDatabase{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "orders"}}, time.Minute)
+	if n := testdriver.Calls(sl.StateDir, "deletes.log", "default", "orders"); n != 1 {
+		t.Errorf("the driver's delete ran %d times for orders, want 1", n)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the connection Secret is still there (err %v)", err)
+	}
+
+	// Orphan → the driver's delete does not run.
+	orphan := onRuntime("keep-me", "local-1")
+	orphan.Spec.DeletionPolicy = platformv1alpha1.DeletionPolicyOrphan
+	create(t, c, orphan)
+	waitCondition(t, c, "keep-me", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
+	if err := c.Delete(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, c, orphan, time.Minute)
+	if n := testdriver.Calls(sl.StateDir, "deletes.log", "default", "keep-me"); n != 0 {
+		t.Errorf("the driver's delete ran %d times for an orphaned capability", n)
+	}
+
+	// Paused → no reconcile until unpaused.
+	paused := onRuntime("paused", "local-1")
+	paused.Annotations = map[string]string{platformv1alpha1.AnnotationPaused: "true"}
+	create(t, c, paused)
+	got := waitCondition(t, c, "paused", platformv1alpha1.ConditionSynced, metav1.ConditionFalse, time.Minute)
+	if cond := meta.FindStatusCondition(got.Status.Conditions, platformv1alpha1.ConditionSynced); cond.Reason != platformv1alpha1.ReasonReconcilePaused {
+		t.Errorf("paused capability reports Synced reason %s, want %s", cond.Reason, platformv1alpha1.ReasonReconcilePaused)
+	}
+	time.Sleep(3 * time.Second) // a reconcile, had there been one, would have created it by now
+	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "paused"); n != 0 {
+		t.Fatalf("a paused capability was created (%d times)", n)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(paused), paused); err != nil {
+		t.Fatal(err)
+	}
+	delete(paused.Annotations, platformv1alpha1.AnnotationPaused)
+	if err := c.Update(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, c, "paused", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
+
+	// A driver error reaches the tenant as Synced=False with its message.
+	failing := onRuntime("failing", "local-1")
+	failing.Annotations = map[string]string{testdriver.AnnotationFail: "quota for databases exceeded"}
+	create(t, c, failing)
+	got = waitCondition(t, c, "failing", platformv1alpha1.ConditionSynced, metav1.ConditionFalse, time.Minute)
+	if cond := meta.FindStatusCondition(got.Status.Conditions, platformv1alpha1.ConditionSynced); cond.Reason != platformv1alpha1.ReasonReconcileError || cond.Message != "quota for databases exceeded" {
+		t.Errorf("failing capability reports %s %q", cond.Reason, cond.Message)
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The servicelet of runtime A never receives runtime B's capabilities: its cache holds
+// exactly the ones labelled for A, across tenants.
+func TestServiceletSeesOnlyItsRuntime(t *testing.T) {
+	t.Parallel()
+	env := framework.Current(t)
+	p := env.NewProvider(t)
+	p.StartCoordinator(t)
+	a := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "rt-a", Region: "eu-de", Country: "DE"})
+	b := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "rt-b", Region: "eu-fr", Country: "FR"})
+	t1, t2 := p.NewTenant(t).Client(t), p.NewTenant(t).Client(t)
+
+	create(t, t1, onRuntime("a1", "rt-a"), onRuntime("b1", "rt-b"), database("a2", platformv1alpha1.Placement{Countries: []string{"DE"}}))
+	create(t, t2, onRuntime("a3", "rt-a"), database("b2", platformv1alpha1.Placement{Countries: []string{"FR"}}))
+	for _, tc := range []struct {
+		c    client.Client
+		name string
+	}{{t1, "a1"}, {t1, "b1"}, {t1, "a2"}, {t2, "a3"}, {t2, "b2"}} {
+		waitCondition(t, tc.c, tc.name, platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
+	}
+	for _, tc := range []struct {
+		s    *framework.Servicelet
+		want []string
+	}{{a, []string{"a1", "a2", "a3"}}, {b, []string{"b1", "b2"}}} {
+		cached, err := tc.s.Cached(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range cached {
+			names = append(names, c.Name)
+			if c.Runtime != tc.s.Runtime {
+				t.Errorf("servicelet %s holds %s/%s labelled for %q", tc.s.Runtime, c.Cluster, c.Name, c.Runtime)
+			}
+		}
+		sort.Strings(names)
+		if strings.Join(names, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("servicelet %s holds %v, want %v", tc.s.Runtime, names, tc.want)
+		}
+	}
+}
+
+// Killed with SIGKILL in the middle of provisioning and started again, the servicelet
+// converges, and the driver's create is not repeated for a thing that exists.
+func TestServiceletKilledMidProvisioningConverges(t *testing.T) {
+	t.Parallel()
+	env := framework.Current(t)
+	p := env.NewProvider(t)
+	p.StartCoordinator(t)
+	sl := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "slow-1", Region: "eu-de", Country: "DE", Args: []string{"--provision-delay=6s"}})
+	c := p.NewTenant(t).Client(t)
+
+	create(t, c, onRuntime("crashy", "slow-1"))
+	framework.Eventually(t, time.Minute, "the driver's create to run", func(context.Context) (bool, string, error) {
+		return testdriver.Calls(sl.StateDir, "creates.log", "default", "crashy") == 1, "", nil
+	})
+	sl.Kill()
+	db := &postgresv1alpha1.PostgresDatabase{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "crashy"}, db); err != nil {
+		t.Fatal(err)
+	}
+	if cond := meta.FindStatusCondition(db.Status.Conditions, platformv1alpha1.ConditionReady); cond != nil && cond.Status == metav1.ConditionTrue {
+		t.Fatalf("the capability was Ready before the kill; the test did not kill mid-provisioning")
+	}
+	sl.Restart(t)
+	waitCondition(t, c, "crashy", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
+	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "crashy"); n != 1 {
+		t.Errorf("the driver's create ran %d times, want 1", n)
+	}
+}
+
+// A servicelet that stops reporting turns its runtime not Ready within two heartbeat
+// bounds, and new capabilities go elsewhere; the ones already there stay.
+func TestStoppedServiceletRuntimeTurnsNotReady(t *testing.T) {
+	t.Parallel()
+	env := framework.Current(t)
+	p := env.NewProvider(t)
+	p.StartCoordinator(t, "--heartbeat-timeout=6s")
+	first := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "first", Region: "eu-de", Country: "DE"})
+	p.StartServicelet(t, framework.ServiceletSpec{Runtime: "second", Region: "eu-de", Country: "DE"})
+	c := p.NewTenant(t).Client(t)
+	create(t, c, onRuntime("stays", "first"))
+	waitCondition(t, c, "stays", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
+
+	first.Stop()
+	stopped := time.Now()
+	pc := p.Client(t)
+	framework.Eventually(t, 20*time.Second, "runtime first to turn not Ready", func(ctx context.Context) (bool, string, error) {
+		rt := &platformv1alpha1.ServiceRuntime{}
+		if err := pc.Get(ctx, client.ObjectKey{Name: "first"}, rt); err != nil {
+			return false, "", err
+		}
+		cond := meta.FindStatusCondition(rt.Status.Conditions, platformv1alpha1.ConditionReady)
+		return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == platformv1alpha1.ReasonHeartbeatMissed, fmt.Sprintf("%+v", cond), nil
+	})
+	if took := time.Since(stopped); took > 2*6*time.Second+2*time.Second {
+		t.Errorf("runtime turned not Ready after %s, want within two heartbeat bounds (12s)", took)
+	}
+
+	for i := 0; i < 3; i++ {
+		create(t, c, database(fmt.Sprintf("new-%d", i), platformv1alpha1.Placement{}))
+	}
+	for i := 0; i < 3; i++ {
+		db := waitCondition(t, c, fmt.Sprintf("new-%d", i), platformv1alpha1.ConditionScheduled, metav1.ConditionTrue, time.Minute)
+		if db.Spec.RuntimeName != "second" {
+			t.Errorf("new-%d went to %s, want the runtime whose servicelet reports", i, db.Spec.RuntimeName)
+		}
+	}
+	db := &postgresv1alpha1.PostgresDatabase{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "stays"}, db); err != nil {
+		t.Fatal(err)
+	}
+	if db.Spec.RuntimeName != "first" {
+		t.Errorf("the capability on the silent runtime moved to %s", db.Spec.RuntimeName)
+	}
+}
