@@ -82,6 +82,25 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	}
 	defer coordinator.stop()
 	fmt.Printf("Coordinator of root:providers:postgres running (log: %s)\n", coordinator.log)
+
+	// One local runtime per region, each with its servicelet, registered on first start.
+	var servicelets []*process
+	defer func() {
+		for _, s := range servicelets {
+			s.stop()
+		}
+	}()
+	for _, rt := range localRuntimes {
+		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "msp-servicelet",
+			"--kubeconfig", server.PlatformKubeconfigPath(), "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
+			"--runtime", rt.name, "--register", "--region", rt.region, "--country", rt.country, "--zone", rt.region+"-1", "--cloud", "local",
+			"--capacity", "capabilities=20,storage=20Gi", "--driver", "test", "--state-dir", filepath.Join(opts.Home, "runtimes", rt.name))
+		if err != nil {
+			return err
+		}
+		servicelets = append(servicelets, s)
+		fmt.Printf("Runtime %s (%s, %s) with its servicelet (log: %s)\n", rt.name, rt.region, rt.country, s.log)
+	}
 	printUsage(kubeconfig, time.Since(start))
 
 	if opts.Exit {
@@ -95,7 +114,28 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		return fmt.Errorf("kcp exited unexpectedly; see %s", filepath.Join(kcpDir, launcher.LogFile))
 	case <-coordinator.done:
 		return fmt.Errorf("the coordinator exited unexpectedly; see %s", coordinator.log)
+	case name := <-exited(servicelets):
+		return fmt.Errorf("%s exited unexpectedly; see its log in %s", name, filepath.Join(opts.Home, "logs"))
 	}
+}
+
+// localRuntimes are the runtimes of the embedded default, one per "region".
+var localRuntimes = []struct{ name, region, country string }{
+	{"local-eu-de", "eu-de", "DE"},
+	{"local-eu-fr", "eu-fr", "FR"},
+	{"local-us-east", "us-east", "US"},
+}
+
+// exited reports the name of the first process that exits.
+func exited(procs []*process) <-chan string {
+	ch := make(chan string, len(procs))
+	for _, p := range procs {
+		go func() {
+			<-p.done
+			ch <- p.name
+		}()
+	}
+	return ch
 }
 
 // userKubeconfig copies kcp's admin kubeconfig next to the state folder, so `kubectl ws`
@@ -129,6 +169,15 @@ msp is up (%s). In another terminal:
   kubectl api-resources --api-group=postgres.msp.dev
   kubectl get postgresdatabases                # what the tenant ordered (empty at first)
   kubectl explain postgresdatabase.spec
+
+  kubectl apply -f - <<EOF                     # a database that must stay in Germany
+apiVersion: postgres.msp.dev/v1alpha1
+kind: PostgresDatabase
+metadata: {name: orders}
+spec: {placement: {countries: [DE]}}
+EOF
+  kubectl get postgresdatabases -w             # runtime local-eu-de, Ready True
+  kubectl get secret postgresdatabase-orders -o yaml
 
   kubectl ws root:tenants                      # a new tenant gets the provider APIs bound:
   kubectl create workspace globex --type root:platform:tenant --enter

@@ -69,6 +69,26 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 		t.Fatalf("kubectl get postgresdatabases = %q, want an empty list", out)
 	}
 
+	// The walkthrough: a database that must stay in Germany becomes Ready on the German
+	// runtime, with its connection Secret.
+	kubectlIn := func(stdin string, args ...string) (string, error) {
+		c := exec.Command(framework.KubectlIn(bin), args...)
+		c.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+bin+":"+os.Getenv("PATH"))
+		c.Stdin = strings.NewReader(stdin)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := kubectlIn("apiVersion: postgres.msp.dev/v1alpha1\nkind: PostgresDatabase\nmetadata: {name: orders}\nspec: {placement: {countries: [DE]}}\n", "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	framework.Eventually(t, 2*time.Minute, "orders to be Ready on local-eu-de", func(context.Context) (bool, string, error) {
+		out, err := kubectlIn("", "get", "postgresdatabase", "orders", "-o", `jsonpath={.spec.runtimeName} {.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && out == "local-eu-de True", out, nil
+	})
+	if out := kubectl("get", "secret", "postgresdatabase-orders", "-o", "jsonpath={.data.endpoint}"); out == "" {
+		t.Fatalf("the connection Secret has no endpoint")
+	}
+
 	// Ctrl-C stops everything: msp-local exits and kcp's port is free again.
 	port := kcpPort(t, home)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
