@@ -82,14 +82,18 @@ build: ## Build msp's binaries into _bin.
 
 ##@ Run
 
+.PHONY: postgres
+postgres: ## Install Debian's PostgreSQL server when it is missing (the local runtimes run it; about 30s).
+	@hack/install-postgres.sh
+
 .PHONY: run
-run: tools build ## Start the embedded default: kcp, the workspace tree, the platform. Ctrl-C stops it.
+run: tools build postgres ## Start the embedded default: kcp, the workspace tree, the platform. Ctrl-C stops it.
 	$(BIN)/msp-local --home $(MSP_HOME)
 
 ##@ Test
 
 .PHONY: test
-test: tools build lint test-unit test-e2e test-verify ## Run every test (unit, e2e against a real kcp, codegen check).
+test: tools build postgres lint test-unit test-e2e test-verify ## Run every test (unit, e2e against a real kcp, codegen check).
 	@hack/check-no-leftovers.sh $(BIN)
 
 .PHONY: lint
@@ -98,11 +102,11 @@ lint: ## gofmt and go vet.
 	go vet ./...
 
 .PHONY: test-unit
-test-unit: ## Unit tests (no server).
+test-unit: postgres ## Unit tests (pkg/postgres runs a real local PostgreSQL server).
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
 
 .PHONY: test-e2e
-test-e2e: tools build ## End-to-end tests against a real kcp (one per test binary) and real kubectl.
+test-e2e: tools build postgres ## End-to-end tests against a real kcp (one per test binary) and real kubectl.
 	MSP_BIN=$(BIN) go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./e2e/...
 
 .PHONY: test-verify

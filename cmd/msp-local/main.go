@@ -19,6 +19,7 @@ import (
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/launcher"
+	"github.com/msp-dev/msp/pkg/postgres"
 )
 
 func main() {
@@ -83,24 +84,40 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	defer coordinator.stop()
 	fmt.Printf("Coordinator of root:providers:postgres running (log: %s)\n", coordinator.log)
 
-	// One local runtime per region, each with its servicelet, registered on first start.
+	// One local runtime per region: a PostgreSQL server with its servicelet, registered
+	// on first start.
+	var servers []*postgres.Server
 	var servicelets []*process
 	defer func() {
 		for _, s := range servicelets {
 			s.stop()
 		}
+		for _, srv := range servers {
+			_ = srv.Stop()
+		}
 	}()
 	for _, rt := range localRuntimes {
+		dir := filepath.Join(opts.Home, "runtimes", rt.name)
+		srv, err := postgres.StartServer(ctx, postgres.ServerOptions{Dir: filepath.Join(dir, "postgres")})
+		if err != nil {
+			return fmt.Errorf("failed to start the PostgreSQL server of %s: %w", rt.name, err)
+		}
+		servers = append(servers, srv)
+		urlFile := filepath.Join(dir, "admin-url")
+		if err := os.WriteFile(urlFile, []byte(srv.AdminURL()), 0o600); err != nil {
+			return err
+		}
 		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "msp-servicelet",
 			"--kubeconfig", server.PlatformKubeconfigPath(), "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
 			"--runtime", rt.name, "--register", "--region", rt.region, "--country", rt.country, "--zone", rt.region+"-1", "--cloud", "local",
-			"--capacity", "capabilities=20,storage=20Gi", "--driver", "test", "--state-dir", filepath.Join(opts.Home, "runtimes", rt.name))
+			"--capacity", "capabilities=20,storage=20Gi", "--driver", "postgres", "--postgres-url-file", urlFile)
 		if err != nil {
 			return err
 		}
 		servicelets = append(servicelets, s)
-		fmt.Printf("Runtime %s (%s, %s) with its servicelet (log: %s)\n", rt.name, rt.region, rt.country, s.log)
+		fmt.Printf("Runtime %s (%s, %s): PostgreSQL on 127.0.0.1:%d, servicelet log %s\n", rt.name, rt.region, rt.country, srv.Port(), s.log)
 	}
+
 	printUsage(kubeconfig, time.Since(start))
 
 	if opts.Exit {
@@ -177,7 +194,8 @@ metadata: {name: orders}
 spec: {placement: {countries: [DE]}}
 EOF
   kubectl get postgresdatabases -w             # runtime local-eu-de, Ready True
-  kubectl get secret postgresdatabase-orders -o yaml
+  kubectl get secret postgresdatabase-orders -o jsonpath='{.data.uri}' | base64 -d
+  psql "$(kubectl get secret postgresdatabase-orders -o jsonpath='{.data.uri}' | base64 -d)"
 
   kubectl ws root:tenants                      # a new tenant gets the provider APIs bound:
   kubectl create workspace globex --type root:platform:tenant --enter

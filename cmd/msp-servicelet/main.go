@@ -79,9 +79,24 @@ func run(ctx context.Context, opts *options, log logr.Logger) error {
 		hosted = append(hosted, platformv1alpha1.CapabilityKind{Group: k.GVK.Group, Kind: k.GVK.Kind})
 	}
 
-	driver, err := testdriver.New(testdriver.Options{Dir: opts.StateDir, Runtime: opts.Runtime, ProvisionDelay: opts.ProvisionDelay})
-	if err != nil {
-		return err
+	var driver interface {
+		servicelet.Driver
+		servicelet.RuntimeProbe
+	}
+	switch opts.Driver {
+	case "postgres":
+		pg, err := postgres.NewDriver(ctx, postgres.DriverOptions{AdminURL: opts.PostgresURL})
+		if err != nil {
+			return err
+		}
+		defer pg.Close()
+		driver = pg
+	default:
+		td, err := testdriver.New(testdriver.Options{Dir: opts.StateDir, Runtime: opts.Runtime, ProvisionDelay: opts.ProvisionDelay})
+		if err != nil {
+			return err
+		}
+		driver = td
 	}
 	s, err := servicelet.New(servicelet.Options{
 		Config:            providerCfg,
@@ -92,6 +107,7 @@ func run(ctx context.Context, opts *options, log logr.Logger) error {
 		Driver:            driver,
 		Probe:             driver,
 		HeartbeatInterval: opts.HeartbeatInterval,
+		Resync:            opts.Resync,
 		Workers:           opts.Workers,
 		DebugAddr:         opts.DebugAddr,
 		Log:               log,

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -23,6 +24,8 @@ type options struct {
 	Runtime           string
 	Driver            string
 	StateDir          string
+	PostgresURL       string
+	PostgresURLFile   string
 	ProvisionDelay    time.Duration
 	Register          bool
 	Region            string
@@ -31,6 +34,7 @@ type options struct {
 	Cloud             string
 	Capacity          string
 	HeartbeatInterval time.Duration
+	Resync            time.Duration
 	Workers           int
 	DebugAddr         string
 	QPS               float32
@@ -45,6 +49,7 @@ func defaultOptions() *options {
 		Export:            "postgres.msp.dev",
 		Driver:            "test",
 		HeartbeatInterval: 10 * time.Second,
+		Resync:            time.Minute,
 		Workers:           4,
 		QPS:               100,
 		Burst:             200,
@@ -59,7 +64,9 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Export, "export", o.Export, "The provider's APIExport (its kinds are served).")
 	fs.StringVar(&o.EndpointSlice, "endpoint-slice", o.EndpointSlice, "The APIExportEndpointSlice (defaults to the export's name).")
 	fs.StringVar(&o.Runtime, "runtime", o.Runtime, "Name of this servicelet's ServiceRuntime. Required.")
-	fs.StringVar(&o.Driver, "driver", o.Driver, "Driver: test (things are files in --state-dir).")
+	fs.StringVar(&o.Driver, "driver", o.Driver, "Driver: postgres (databases on the PostgreSQL server of --postgres-url), or test (things are files in --state-dir).")
+	fs.StringVar(&o.PostgresURL, "postgres-url", o.PostgresURL, "Admin connection URL of the runtime's PostgreSQL server (prefer --postgres-url-file: arguments are visible to other users).")
+	fs.StringVar(&o.PostgresURLFile, "postgres-url-file", o.PostgresURLFile, "File holding the admin connection URL of the runtime's PostgreSQL server.")
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "State folder of the test driver.")
 	fs.DurationVar(&o.ProvisionDelay, "provision-delay", o.ProvisionDelay, "Test driver: how long a created thing takes to become ready.")
 	fs.BoolVar(&o.Register, "register", o.Register, "Create the ServiceRuntime if it does not exist, from --region, --country, --zone, --cloud and --capacity.")
@@ -69,6 +76,7 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Cloud, "cloud", o.Cloud, "Cloud of the runtime (with --register).")
 	fs.StringVar(&o.Capacity, "capacity", o.Capacity, "Capacity of the runtime, e.g. capabilities=50,storage=100Gi (with --register).")
 	fs.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "How often the runtime's heartbeat is written when nothing changes.")
+	fs.DurationVar(&o.Resync, "resync-interval", o.Resync, "How often a capability that is in line is observed again, to find drift and outages.")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Capabilities reconciled in parallel.")
 	fs.StringVar(&o.DebugAddr, "debug-bind-address", o.DebugAddr, "Address of /capabilities (what the servicelet's cache holds) and /healthz; empty disables it.")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Requests per second to kcp.")
@@ -86,11 +94,25 @@ func (o *options) Validate() error {
 		if o.StateDir == "" {
 			errs = append(errs, errors.New("--state-dir is required with --driver test"))
 		}
+	case "postgres":
+		if (o.PostgresURL == "") == (o.PostgresURLFile == "") {
+			errs = append(errs, errors.New("--driver postgres needs exactly one of --postgres-url and --postgres-url-file"))
+		}
+		if o.PostgresURLFile != "" {
+			raw, err := os.ReadFile(o.PostgresURLFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--postgres-url-file: %w", err))
+			}
+			o.PostgresURL = strings.TrimSpace(string(raw))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("--driver %q: known drivers are: test", o.Driver))
+		errs = append(errs, fmt.Errorf("--driver %q: known drivers are: postgres, test", o.Driver))
 	}
 	if o.Register && o.Region == "" {
 		errs = append(errs, errors.New("--register needs --region"))
+	}
+	if o.Resync <= 0 {
+		errs = append(errs, errors.New("--resync-interval must be positive"))
 	}
 	if o.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("--heartbeat-interval must be positive"))

@@ -52,6 +52,7 @@ func (p *Provider) StartServicelet(t testing.TB, spec ServiceletSpec) *Servicele
 		"--runtime", spec.Runtime, "--register", "--region", spec.Region, "--country", spec.Country,
 		"--state-dir", s.StateDir, "--debug-bind-address", s.DebugAddr, "--heartbeat-interval", "2s",
 	}
+	// (The state folder only matters to the test driver; a later --driver flag wins.)
 	if spec.Capabilities > 0 {
 		s.args = append(s.args, "--capacity", fmt.Sprintf("capabilities=%d", spec.Capabilities))
 	}

@@ -184,21 +184,19 @@ func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, c *Capabilit
 	}
 	orphan := c.Spec.DeletionPolicy == platformv1alpha1.DeletionPolicyOrphan || c.Spec.ManagementPolicy == platformv1alpha1.ManagementPolicyObserveOnly
 	if !orphan {
+		// Delete even what Observe would call missing: a creation cut off half way
+		// leaves parts (a role without its database) that only Delete cleans up, and
+		// Delete is idempotent by contract.
+		if err := r.Driver.Delete(ctx, c); err != nil {
+			return r.failed(ctx, log, w, "delete the capability", err)
+		}
 		obs, err := r.Driver.Observe(ctx, c)
 		if err != nil {
 			return r.failed(ctx, log, w, "observe the capability", err)
 		}
 		if obs.Exists {
-			if err := r.Driver.Delete(ctx, c); err != nil {
-				return r.failed(ctx, log, w, "delete the capability", err)
-			}
-			if obs, err = r.Driver.Observe(ctx, c); err != nil {
-				return r.failed(ctx, log, w, "observe the capability", err)
-			}
-			if obs.Exists {
-				return Result{RequeueAfter: notReadyRetry}, w.status(ctx,
-					ready(metav1.ConditionFalse, platformv1alpha1.ReasonDeleting, "being deleted from runtime "+r.Runtime), nil, "")
-			}
+			return Result{RequeueAfter: notReadyRetry}, w.status(ctx,
+				ready(metav1.ConditionFalse, platformv1alpha1.ReasonDeleting, "being deleted from runtime "+r.Runtime), nil, "")
 		}
 		if err := w.deleteSecret(ctx); err != nil {
 			return Result{}, err

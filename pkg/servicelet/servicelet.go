@@ -54,6 +54,8 @@ type Options struct {
 	// HeartbeatInterval is how often the twin's status is written even when nothing
 	// changed. Defaults to 10s.
 	HeartbeatInterval time.Duration
+	// Resync is how often a capability in line is observed again. Defaults to 1m.
+	Resync time.Duration
 	// Workers reconcile capabilities in parallel. Defaults to 4.
 	Workers int
 	// DebugAddr serves /capabilities (what the cache holds, as JSON) and /healthz;
@@ -102,7 +104,7 @@ func New(opts Options) (*Servicelet, error) {
 	)
 	s := &Servicelet{opts: opts, queue: queue, client: c, changed: make(chan struct{}, 1)}
 	s.source = NewSource(opts.Config, opts.EndpointSlice, opts.Runtime, opts.Kinds, queue)
-	s.reconciler = &Reconciler{Runtime: opts.Runtime, Driver: opts.Driver, Source: s.source, Log: opts.Log}
+	s.reconciler = &Reconciler{Runtime: opts.Runtime, Driver: opts.Driver, Source: s.source, Resync: opts.Resync, Log: opts.Log}
 	return s, nil
 }
 
