@@ -6,6 +6,7 @@ package local
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/msp-dev/msp/e2e/framework"
 )
@@ -85,9 +88,21 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 		out, err := kubectlIn("", "get", "postgresdatabase", "orders", "-o", `jsonpath={.spec.runtimeName} {.status.conditions[?(@.type=="Ready")].status}`)
 		return err == nil && out == "local-eu-de True", out, nil
 	})
-	if out := kubectl("get", "secret", "postgresdatabase-orders", "-o", "jsonpath={.data.endpoint}"); out == "" {
-		t.Fatalf("the connection Secret has no endpoint")
+	encoded := kubectl("get", "secret", "postgresdatabase-orders", "-o", "jsonpath={.data.uri}")
+	uri, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil || len(uri) == 0 {
+		t.Fatalf("the connection Secret has no uri (%q): %v", encoded, err)
 	}
+	// What the README does with psql: connect with the Secret's uri.
+	conn, err := pgx.Connect(context.Background(), string(uri))
+	if err != nil {
+		t.Fatalf("connecting with the Secret's uri: %v", err)
+	}
+	var one int
+	if err := conn.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("querying the database: %v", err)
+	}
+	conn.Close(context.Background())
 
 	// Ctrl-C stops everything: msp-local exits and kcp's port is free again.
 	port := kcpPort(t, home)
