@@ -11,10 +11,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
+	"github.com/msp-dev/msp/pkg/kcpconfig"
 )
 
 func main() {
@@ -34,11 +34,9 @@ func main() {
 }
 
 func run(ctx context.Context, opts *options) error {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = opts.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig()
+	cfg, err := kcpconfig.Load(opts.Kubeconfig, opts.Context)
 	if err != nil {
-		return fmt.Errorf("failed to load kubeconfig: %w", err)
+		return err
 	}
 	res, err := bootstrap.Run(ctx, bootstrap.Options{Config: cfg, Timeout: opts.Timeout, Log: zap.New().WithName("bootstrap")})
 	for _, a := range res.Applied {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
@@ -88,11 +87,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
+	cfg, err := kcpconfig.Load(o.Kubeconfig, o.Context)
 	if err != nil {
-		return fmt.Errorf("failed to load kubeconfig: %w", err)
+		return err
 	}
 	ex, err := coordinator.Explain(ctx, coordinator.ExplainOptions{
 		Config: kcpconfig.ForWorkspace(cfg, o.Workspace), Export: o.Export, Cluster: o.Tenant,

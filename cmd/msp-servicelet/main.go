@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
@@ -46,11 +45,9 @@ func main() {
 }
 
 func run(ctx context.Context, opts *options, log logr.Logger) error {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = opts.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig()
+	cfg, err := kcpconfig.Load(opts.Kubeconfig, opts.Context)
 	if err != nil {
-		return fmt.Errorf("failed to load kubeconfig: %w", err)
+		return err
 	}
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	providerCfg := kcpconfig.ForWorkspace(cfg, opts.Workspace)

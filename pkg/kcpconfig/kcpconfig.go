@@ -3,9 +3,11 @@
 package kcpconfig
 
 import (
+	"fmt"
 	"strings"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // BaseURL strips a trailing /clusters/<path> from a kcp URL.
@@ -29,4 +31,16 @@ func Base(cfg *rest.Config) *rest.Config {
 	c := rest.CopyConfig(cfg)
 	c.Host = BaseURL(c.Host)
 	return c
+}
+
+// Load reads a kubeconfig (empty: $KUBECONFIG and the usual rules) with an optional
+// context, as every msp command does.
+func Load(kubeconfig, context string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("failed to load kubeconfig: %w", err)
+	}
+	return cfg, nil
 }

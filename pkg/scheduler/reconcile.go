@@ -20,6 +20,7 @@ import (
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/conditions"
 	"github.com/msp-dev/msp/pkg/metrics"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 )
@@ -317,7 +318,7 @@ func (w *writer) status(ctx context.Context, status metav1.ConditionStatus, reas
 	if report != nil && w.doc.Status.Scheduling != nil && sameReport(w.doc.Status.Scheduling, report) {
 		report.LastUpdateTime = w.doc.Status.Scheduling.LastUpdateTime
 	}
-	st := map[string]any{"conditions": []any{conditionMap(cond)}}
+	st := map[string]any{"conditions": []any{conditions.Unstructured(cond)}}
 	if location != nil {
 		loc, err := runtime.DefaultUnstructuredConverter.ToUnstructured(location)
 		if err != nil {
@@ -346,17 +347,6 @@ func (w *writer) status(ctx context.Context, status metav1.ConditionStatus, reas
 		return fmt.Errorf("failed to write the Scheduled condition: %w", err)
 	}
 	return nil
-}
-
-func conditionMap(c metav1.Condition) map[string]any {
-	return map[string]any{
-		"type":               c.Type,
-		"status":             string(c.Status),
-		"reason":             c.Reason,
-		"message":            c.Message,
-		"observedGeneration": c.ObservedGeneration,
-		"lastTransitionTime": c.LastTransitionTime.UTC().Format(time.RFC3339),
-	}
 }
 
 func sameLocation(a, b *platformv1alpha1.Location) bool {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/conditions"
 )
 
 // Field managers and event reasons of the servicelet.
@@ -374,7 +375,7 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 		} else {
 			changed = true
 		}
-		conds = append(conds, conditionMap(*c))
+		conds = append(conds, conditions.Unstructured(*c))
 	}
 	// Restate the condition not being set, so server-side apply does not drop it.
 	for _, t := range []string{platformv1alpha1.ConditionReady, platformv1alpha1.ConditionSynced} {
@@ -382,7 +383,7 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 			continue
 		}
 		if old := meta.FindStatusCondition(w.current.Conditions, t); old != nil {
-			conds = append(conds, conditionMap(*old))
+			conds = append(conds, conditions.Unstructured(*old))
 		}
 	}
 	st := map[string]any{"conditions": conds, "observedGeneration": w.obj.GetGeneration()}
@@ -455,15 +456,4 @@ func (w *docWriter) remember(manager, fingerprint string) {
 		w.r.applied[w.key] = map[string]string{}
 	}
 	w.r.applied[w.key][manager] = fingerprint
-}
-
-func conditionMap(c metav1.Condition) map[string]any {
-	return map[string]any{
-		"type":               c.Type,
-		"status":             string(c.Status),
-		"reason":             c.Reason,
-		"message":            c.Message,
-		"observedGeneration": c.ObservedGeneration,
-		"lastTransitionTime": c.LastTransitionTime.UTC().Format(time.RFC3339),
-	}
 }
