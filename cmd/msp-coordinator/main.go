@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/msp-dev/msp/pkg/coordinator"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
+	"github.com/msp-dev/msp/pkg/runtimemanager"
 )
 
 func main() {
@@ -45,17 +47,37 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		return err
 	}
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	var local *runtimemanager.LocalOptions
+	if opts.LocalDir != "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		kubeconfig := opts.Kubeconfig
+		if kubeconfig == "" {
+			kubeconfig = os.Getenv("KUBECONFIG")
+		}
+		local = &runtimemanager.LocalOptions{
+			Dir: opts.LocalDir, Servicelet: filepath.Join(filepath.Dir(exe), "msp-servicelet"),
+			Kubeconfig: kubeconfig, Workspace: opts.Workspace, Export: opts.Export,
+			Driver: opts.LocalDriver, ExtraArgs: opts.LocalArgs, Log: logger.WithName("local-runtimes"),
+		}
+	}
 	return coordinator.Run(ctx, coordinator.Options{
-		Config:           kcpconfig.ForWorkspace(cfg, opts.Workspace),
-		Export:           opts.Export,
-		EndpointSlice:    opts.EndpointSlice,
-		Kinds:            opts.gvks,
-		HeartbeatTimeout: opts.HeartbeatTimeout,
-		ScoreWeights:     opts.weights,
-		MetricsAddr:      opts.MetricsAddr,
-		HealthAddr:       opts.HealthAddr,
-		PprofAddr:        opts.PprofAddr,
-		LeaderElection:   opts.LeaderElect,
-		Log:              logger,
+		RuntimeManager:         opts.RuntimeManager,
+		RuntimeManagerInterval: opts.ManagerInterval,
+		ScaleDownCooldown:      opts.ScaleDownCooldown,
+		Local:                  local,
+		Config:                 kcpconfig.ForWorkspace(cfg, opts.Workspace),
+		Export:                 opts.Export,
+		EndpointSlice:          opts.EndpointSlice,
+		Kinds:                  opts.gvks,
+		HeartbeatTimeout:       opts.HeartbeatTimeout,
+		ScoreWeights:           opts.weights,
+		MetricsAddr:            opts.MetricsAddr,
+		HealthAddr:             opts.HealthAddr,
+		PprofAddr:              opts.PprofAddr,
+		LeaderElection:         opts.LeaderElect,
+		Log:                    logger,
 	})
 }

@@ -29,19 +29,29 @@ type options struct {
 	QPS              float32
 	Burst            int
 
+	RuntimeManager    bool
+	ManagerInterval   time.Duration
+	ScaleDownCooldown time.Duration
+	LocalDir          string
+	LocalDriver       string
+	LocalArgs         []string
+
 	gvks    []schema.GroupVersionKind
 	weights map[string]int64
 }
 
 func defaultOptions() *options {
 	return &options{
-		Workspace:        "root:providers:postgres",
-		Export:           "postgres.msp.dev",
-		HeartbeatTimeout: 40 * time.Second,
-		MetricsAddr:      "127.0.0.1:8090",
-		HealthAddr:       "0",
-		QPS:              500,
-		Burst:            1000,
+		Workspace:         "root:providers:postgres",
+		Export:            "postgres.msp.dev",
+		HeartbeatTimeout:  40 * time.Second,
+		MetricsAddr:       "127.0.0.1:8090",
+		HealthAddr:        "0",
+		QPS:               500,
+		ManagerInterval:   2 * time.Second,
+		ScaleDownCooldown: 30 * time.Second,
+		LocalDriver:       "postgres",
+		Burst:             1000,
 	}
 }
 
@@ -60,6 +70,12 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "Address of /healthz and /readyz; 0 disables them.")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Requests per second to kcp, per workspace client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of requests to kcp, per workspace client.")
+	fs.BoolVar(&o.RuntimeManager, "runtime-manager", o.RuntimeManager, "Order runtimes from the provider's ServiceRuntimeClasses when none fits, and remove empty ones after their grace period.")
+	fs.DurationVar(&o.ManagerInterval, "runtime-manager-interval", o.ManagerInterval, "Time between the runtime manager's passes.")
+	fs.DurationVar(&o.ScaleDownCooldown, "scale-down-cooldown", o.ScaleDownCooldown, "Least time between two removals of runtimes of one class.")
+	fs.StringVar(&o.LocalDir, "local-runtimes-dir", o.LocalDir, "Enables the local procurement driver: each ordered runtime is a local PostgreSQL server with its servicelet, kept in this folder.")
+	fs.StringVar(&o.LocalDriver, "local-servicelet-driver", o.LocalDriver, "Driver of the local runtimes' servicelets: postgres or test.")
+	fs.StringSliceVar(&o.LocalArgs, "local-servicelet-arg", o.LocalArgs, "Extra flag for the local runtimes' servicelets; repeatable.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
 }
 
@@ -74,6 +90,12 @@ func (o *options) Validate() error {
 	}
 	if o.HeartbeatTimeout <= 0 {
 		errs = append(errs, errors.New("--heartbeat-timeout must be positive"))
+	}
+	if o.LocalDriver != "postgres" && o.LocalDriver != "test" {
+		errs = append(errs, fmt.Errorf("--local-servicelet-driver %q: want postgres or test", o.LocalDriver))
+	}
+	if o.LocalDir != "" && !o.RuntimeManager {
+		errs = append(errs, errors.New("--local-runtimes-dir needs --runtime-manager"))
 	}
 	for _, k := range o.Kinds {
 		parts := strings.SplitN(k, ".", 3)

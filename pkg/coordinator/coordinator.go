@@ -28,6 +28,7 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/postgres"
+	"github.com/msp-dev/msp/pkg/runtimemanager"
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
 )
@@ -61,6 +62,15 @@ type Options struct {
 	LeaderElection bool
 	// Log is the logger. Defaults to controller-runtime's.
 	Log logr.Logger
+
+	// RuntimeManager enables ordering and removing runtimes of the provider's
+	// ServiceRuntimeClasses.
+	RuntimeManager bool
+	// RuntimeManagerInterval is the time between its passes (default 2s); ScaleDownCooldown
+	// the least time between two removals in one class (default 30s).
+	RuntimeManagerInterval, ScaleDownCooldown time.Duration
+	// Local configures the "local" procurement driver; nil leaves it out.
+	Local *runtimemanager.LocalOptions
 }
 
 // Scheme holds every type the coordinator reads.
@@ -162,6 +172,27 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if err := sched.SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if opts.RuntimeManager {
+		procurers := map[string]runtimemanager.Procurer{}
+		if opts.Local != nil {
+			local, err := runtimemanager.NewLocal(*opts.Local)
+			if err != nil {
+				return err
+			}
+			defer local.Stop()
+			procurers["local"] = local
+		}
+		rm, err := runtimemanager.New(runtimemanager.Options{
+			Client: mgr.GetLocalManager().GetClient(), Scheduler: sched, Framework: fw, Procurers: procurers,
+			Interval: opts.RuntimeManagerInterval, Cooldown: opts.ScaleDownCooldown, Log: opts.Log.WithName("runtime-manager"),
+		})
+		if err != nil {
+			return err
+		}
+		if err := mgr.GetLocalManager().Add(rm); err != nil {
+			return err
+		}
 	}
 	return mgr.Start(ctx)
 }

@@ -139,6 +139,16 @@ func (a *Accounting) Assumed() int {
 	return len(a.assumed)
 }
 
+// Count returns how many capabilities count on runtime.
+func (a *Accounting) Count(runtime string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if u := a.runtimes[runtime]; u != nil {
+		return u.count
+	}
+	return 0
+}
+
 // RuntimeOf returns the runtime a capability counts on, if any.
 func (a *Accounting) RuntimeOf(key string) string {
 	a.mu.Lock()

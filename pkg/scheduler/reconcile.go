@@ -123,7 +123,7 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 	}
 	if target == nil {
 		msg := fmt.Sprintf("runtime %s does not exist; the capability stays pending until it does (runtimeName cannot be changed, delete and recreate to choose another)", runtimeName)
-		return r.wait(ctx, key, req, w, platformv1alpha1.ReasonRuntimeNotFound, msg, nil)
+		return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonRuntimeNotFound, msg, nil)
 	}
 	if !labelled {
 		// Only a runtime the consumer named needs checking: the scheduler's own choice
@@ -133,7 +133,7 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 				return reconcile.Result{}, fmt.Errorf("failed to check runtime %s: %w", runtimeName, st.Err)
 			}
 			msg := fmt.Sprintf("runtime %s does not fit: %s; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)", runtimeName, st.Reason)
-			return r.wait(ctx, key, req, w, platformv1alpha1.ReasonRuntimeDoesNotFit, msg, nil)
+			return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonRuntimeDoesNotFit, msg, nil)
 		}
 		s.acct.Observe(key, runtimeName, c.Requests, framework.TenantKey(c.Cluster, c.GroupKind))
 		if err := w.label(ctx, runtimeName); err != nil {
@@ -178,7 +178,7 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 	report := schedulingReport(res, s.opts.Now())
 	if res.Chosen == nil {
 		metrics.SchedulingAttempts.WithLabelValues(metrics.ResultUnschedulable).Inc()
-		return r.wait(ctx, key, req, w, platformv1alpha1.ReasonUnschedulable, res.Message(), report)
+		return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonUnschedulable, res.Message(), report)
 	}
 
 	chosen := res.Chosen.Runtime
@@ -209,9 +209,17 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 
 // wait reports why the capability is not placed and retries it with backoff; a change
 // of the runtimes or freed capacity retries it at once.
-func (r *reconciler) wait(ctx context.Context, key string, req mcreconcile.Request, w *writer, reason, msg string, report *platformv1alpha1.SchedulingStatus) (reconcile.Result, error) {
+func (r *reconciler) wait(ctx context.Context, key string, c *framework.Capability, req mcreconcile.Request, w *writer, reason, msg string, report *platformv1alpha1.SchedulingStatus) (reconcile.Result, error) {
 	s := r.s
-	attempts := s.waiting.add(key, r.kindIndex, req, msg)
+	attempts := s.waiting.add(key, r.kindIndex, req, reason, msg, c)
+	if reason == platformv1alpha1.ReasonUnschedulable {
+		// The runtime manager may have ordered a runtime for it, or know why it cannot.
+		if fn := s.waitReason.Load(); fn != nil {
+			if why, ok := (*fn)(key); ok {
+				reason, msg = why.Reason, why.Message+" (now "+msg+")"
+			}
+		}
+	}
 	old := meta.FindStatusCondition(w.doc.Status.Conditions, platformv1alpha1.ConditionScheduled)
 	if old == nil || old.Reason != reason || old.Message != msg {
 		w.recorder.Event(w.obj, corev1.EventTypeWarning, EventFailedScheduling, msg)

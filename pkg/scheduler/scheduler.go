@@ -12,7 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -91,6 +93,10 @@ type Scheduler struct {
 	// cache shows them, so that their echo in the cache causes no second write.
 	written sync.Map
 
+	// waitReason, when set, explains a capability that nothing fits in the runtime
+	// manager's terms (a runtime ordered for it, a class at its maximum).
+	waitReason atomic.Pointer[func(key string) (WaitReason, bool)]
+
 	waiting  *waitingSet
 	triggers []*trigger
 	observer *observer
@@ -150,6 +156,45 @@ func (s *Scheduler) SetupWithManager(mgr mcmanager.Manager) error {
 		}
 	}
 	return mgr.GetLocalManager().Add(housekeeping{s})
+}
+
+// WaitReason is what the runtime manager says of a capability nothing fits.
+type WaitReason struct {
+	Reason, Message string
+}
+
+// SetWaitReason lets the runtime manager explain waiting capabilities.
+func (s *Scheduler) SetWaitReason(fn func(key string) (WaitReason, bool)) {
+	s.waitReason.Store(&fn)
+}
+
+// Pending is a capability that nothing fits right now.
+type Pending struct {
+	// Key identifies the capability across workspaces.
+	Key string
+	// Reason and Message are what its Scheduled condition said last.
+	Reason, Message string
+	// Capability is what the scheduler knew of it then.
+	Capability *framework.Capability
+}
+
+// Pending returns the capabilities that wait because no runtime fits them (not the
+// ones whose named runtime is missing or unfit).
+func (s *Scheduler) Pending() []Pending {
+	var out []Pending
+	for key, w := range s.waiting.snapshot() {
+		if w.reason == platformv1alpha1.ReasonUnschedulable && w.capability != nil {
+			out = append(out, Pending{Key: key, Reason: w.reason, Message: w.message, Capability: w.capability})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// RuntimeLoad returns how many capabilities count on a runtime, including decisions
+// not yet visible in the cache.
+func (s *Scheduler) RuntimeLoad(runtime string) int {
+	return s.acct.Count(runtime)
 }
 
 // WakeWaiting retries every capability that nothing fitted, at once: a runtime

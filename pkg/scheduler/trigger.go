@@ -6,6 +6,8 @@ import (
 
 	"k8s.io/client-go/util/workqueue"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
+	"github.com/msp-dev/msp/pkg/scheduler/framework"
 )
 
 // trigger is a controller source that the scheduler feeds itself: it puts capabilities
@@ -40,10 +42,12 @@ func (t *trigger) add(r mcreconcile.Request) {
 
 // waiting is a capability that nothing fitted, with its retry count.
 type waiting struct {
-	req       mcreconcile.Request
-	kindIndex int
-	attempts  int
-	message   string
+	req        mcreconcile.Request
+	kindIndex  int
+	attempts   int
+	reason     string
+	message    string
+	capability *framework.Capability
 }
 
 // waitingSet holds the capabilities that wait for a runtime, so that a change of the
@@ -56,7 +60,7 @@ type waitingSet struct {
 func newWaitingSet() *waitingSet { return &waitingSet{items: map[string]*waiting{}} }
 
 // add records another failed attempt and returns how many there were.
-func (w *waitingSet) add(key string, kindIndex int, req mcreconcile.Request, message string) int {
+func (w *waitingSet) add(key string, kindIndex int, req mcreconcile.Request, reason, message string, c *framework.Capability) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	it, ok := w.items[key]
@@ -65,7 +69,7 @@ func (w *waitingSet) add(key string, kindIndex int, req mcreconcile.Request, mes
 		w.items[key] = it
 	}
 	it.attempts++
-	it.message = message
+	it.reason, it.message, it.capability = reason, message, c
 	return it.attempts
 }
 
@@ -81,6 +85,16 @@ func (w *waitingSet) all() []waiting {
 	out := make([]waiting, 0, len(w.items))
 	for _, it := range w.items {
 		out = append(out, *it)
+	}
+	return out
+}
+
+func (w *waitingSet) snapshot() map[string]waiting {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]waiting, len(w.items))
+	for k, it := range w.items {
+		out[k] = *it
 	}
 	return out
 }
