@@ -57,7 +57,7 @@ $(KUBECTL): hack/tools/kubectl/go.mod hack/tools/kubectl/go.sum
 
 ##@ Code generation
 
-API_GROUPS := platform postgres
+API_GROUPS := platform postgres hosting
 
 .PHONY: codegen
 codegen: $(GEN_TOOLS) $(BIN)/apigen ## Regenerate deepcopy, CRDs, APIResourceSchemas and APIExports.

@@ -13,6 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/jackc/pgx/v5"
+
+	hostingv1alpha1 "github.com/msp-dev/msp/apis/hosting/v1alpha1"
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
 	"github.com/msp-dev/msp/e2e/framework"
@@ -173,4 +176,52 @@ func TestRuntimeManagerRespectsMaximum(t *testing.T) {
 	if rts := classRuntimes(t, pc, "tiny"); len(rts) != 1 {
 		t.Errorf("the class has %d runtimes, want its maximum of 1", len(rts))
 	}
+}
+
+// Cascading: the postgres provider orders its runtime as a capability of another
+// provider through kcp. Its workspace binds the hosting provider's export, so it is that
+// provider's tenant: the PostgresServer it ordered is visible there, the hosting
+// provider's scheduler and servicelet bring it to life, and its connection details become
+// the new runtime's access.
+func TestRuntimeManagerCascadesThroughHostingProvider(t *testing.T) {
+	t.Parallel()
+	env := framework.Current(t)
+	h := env.NewProviderFor(t, "hosting.msp.dev")
+	h.StartCoordinator(t)
+	h.StartServicelet(t, framework.ServiceletSpec{Runtime: "host-de", Region: "eu-de", Country: "DE",
+		Args: []string{"--driver", "hosting", "--hosting-dir", t.TempDir()}})
+
+	p := env.NewProvider(t)
+	p.BindExport(t, h)
+	pc := p.Client(t)
+	class := runtimeClass("cascaded", 5, 0, 2, time.Hour, platformv1alpha1.Location{Region: "eu-de", Country: "DE"})
+	class.Spec.Driver.Name = "cascading"
+	create(t, pc, class)
+	p.StartCoordinator(t, "--runtime-manager", "--cascading-runtimes-dir", t.TempDir(),
+		"--runtime-manager-interval=1s", "--local-servicelet-arg=--heartbeat-interval=2s")
+	c := p.NewTenant(t).Client(t)
+
+	start := time.Now()
+	create(t, c, database("cascaded-db", platformv1alpha1.Placement{Countries: []string{"DE"}}))
+	db := waitCondition(t, c, "cascaded-db", platformv1alpha1.ConditionReady, metav1.ConditionTrue, 3*time.Minute)
+	t.Logf("from zero runtimes to a Ready database on a runtime ordered through the hosting provider: %s", time.Since(start).Round(100*time.Millisecond))
+
+	// The ordered runtime is a PostgresServer in the first provider's workspace, placed
+	// by the hosting provider on its host.
+	srv := &hostingv1alpha1.PostgresServer{}
+	if err := pc.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: db.Spec.RuntimeName}, srv); err != nil {
+		t.Fatalf("the runtime %s is not a PostgresServer in the provider's workspace: %v", db.Spec.RuntimeName, err)
+	}
+	if srv.Spec.RuntimeName != "host-de" {
+		t.Errorf("the PostgresServer runs on %q, want the hosting provider's host-de", srv.Spec.RuntimeName)
+	}
+	if cond := meta.FindStatusCondition(srv.Status.Conditions, platformv1alpha1.ConditionReady); cond == nil || cond.Status != metav1.ConditionTrue {
+		t.Errorf("the PostgresServer is not Ready: %+v", cond)
+	}
+	uri := connectionURI(t, c, db)
+	conn, err := pgx.Connect(context.Background(), uri)
+	if err != nil {
+		t.Fatalf("connecting to the database on the cascaded runtime: %v", err)
+	}
+	conn.Close(context.Background())
 }

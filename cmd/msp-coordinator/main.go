@@ -47,20 +47,29 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		return err
 	}
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	servicelet := filepath.Join(filepath.Dir(exe), "msp-servicelet")
+	kubeconfig := opts.Kubeconfig
+	if kubeconfig == "" {
+		kubeconfig = os.Getenv("KUBECONFIG")
+	}
 	var local *runtimemanager.LocalOptions
 	if opts.LocalDir != "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		kubeconfig := opts.Kubeconfig
-		if kubeconfig == "" {
-			kubeconfig = os.Getenv("KUBECONFIG")
-		}
 		local = &runtimemanager.LocalOptions{
-			Dir: opts.LocalDir, Servicelet: filepath.Join(filepath.Dir(exe), "msp-servicelet"),
+			Dir: opts.LocalDir, Servicelet: servicelet,
 			Kubeconfig: kubeconfig, Workspace: opts.Workspace, Export: opts.Export,
 			Driver: opts.LocalDriver, ExtraArgs: opts.LocalArgs, Log: logger.WithName("local-runtimes"),
+		}
+	}
+	var cascading *runtimemanager.CascadingOptions
+	if opts.CascadingDir != "" {
+		cascading = &runtimemanager.CascadingOptions{
+			Dir: opts.CascadingDir, Servicelet: servicelet,
+			Kubeconfig: kubeconfig, Workspace: opts.Workspace, Export: opts.Export,
+			ExtraArgs: opts.LocalArgs, Log: logger.WithName("cascaded-runtimes"),
 		}
 	}
 	return coordinator.Run(ctx, coordinator.Options{
@@ -68,6 +77,7 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		RuntimeManagerInterval: opts.ManagerInterval,
 		ScaleDownCooldown:      opts.ScaleDownCooldown,
 		Local:                  local,
+		Cascading:              cascading,
 		Config:                 kcpconfig.ForWorkspace(cfg, opts.Workspace),
 		Export:                 opts.Export,
 		EndpointSlice:          opts.EndpointSlice,

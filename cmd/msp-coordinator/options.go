@@ -35,6 +35,7 @@ type options struct {
 	LocalDir          string
 	LocalDriver       string
 	LocalArgs         []string
+	CascadingDir      string
 
 	gvks    []schema.GroupVersionKind
 	weights map[string]int64
@@ -75,7 +76,8 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ScaleDownCooldown, "scale-down-cooldown", o.ScaleDownCooldown, "Least time between two removals of runtimes of one class.")
 	fs.StringVar(&o.LocalDir, "local-runtimes-dir", o.LocalDir, "Enables the local procurement driver: each ordered runtime is a local PostgreSQL server with its servicelet, kept in this folder.")
 	fs.StringVar(&o.LocalDriver, "local-servicelet-driver", o.LocalDriver, "Driver of the local runtimes' servicelets: postgres or test.")
-	fs.StringSliceVar(&o.LocalArgs, "local-servicelet-arg", o.LocalArgs, "Extra flag for the local runtimes' servicelets; repeatable.")
+	fs.StringSliceVar(&o.LocalArgs, "local-servicelet-arg", o.LocalArgs, "Extra flag for the local and cascaded runtimes' servicelets; repeatable.")
+	fs.StringVar(&o.CascadingDir, "cascading-runtimes-dir", o.CascadingDir, "Enables the cascading procurement driver: runtimes are ordered as PostgresServers of the hosting provider (whose export the provider workspace binds); their access and servicelet logs are kept in this folder.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
 }
 
@@ -94,8 +96,8 @@ func (o *options) Validate() error {
 	if o.LocalDriver != "postgres" && o.LocalDriver != "test" {
 		errs = append(errs, fmt.Errorf("--local-servicelet-driver %q: want postgres or test", o.LocalDriver))
 	}
-	if o.LocalDir != "" && !o.RuntimeManager {
-		errs = append(errs, errors.New("--local-runtimes-dir needs --runtime-manager"))
+	if (o.LocalDir != "" || o.CascadingDir != "") && !o.RuntimeManager {
+		errs = append(errs, errors.New("--local-runtimes-dir and --cascading-runtimes-dir need --runtime-manager"))
 	}
 	for _, k := range o.Kinds {
 		parts := strings.SplitN(k, ".", 3)

@@ -18,6 +18,7 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/coordinator"
+	"github.com/msp-dev/msp/pkg/hosting"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/postgres"
 	"github.com/msp-dev/msp/pkg/servicelet"
@@ -88,6 +89,13 @@ func run(ctx context.Context, opts *options, log logr.Logger) error {
 		}
 		defer pg.Close()
 		driver = pg
+	case "hosting":
+		h, err := hosting.New(opts.HostingDir)
+		if err != nil {
+			return err
+		}
+		defer h.Stop()
+		driver = h
 	default:
 		td, err := testdriver.New(testdriver.Options{Dir: opts.StateDir, Runtime: opts.Runtime, ProvisionDelay: opts.ProvisionDelay})
 		if err != nil {

@@ -26,6 +26,7 @@ type options struct {
 	StateDir          string
 	PostgresURL       string
 	PostgresURLFile   string
+	HostingDir        string
 	ProvisionDelay    time.Duration
 	Register          bool
 	Region            string
@@ -64,9 +65,10 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Export, "export", o.Export, "The provider's APIExport (its kinds are served).")
 	fs.StringVar(&o.EndpointSlice, "endpoint-slice", o.EndpointSlice, "The APIExportEndpointSlice (defaults to the export's name).")
 	fs.StringVar(&o.Runtime, "runtime", o.Runtime, "Name of this servicelet's ServiceRuntime. Required.")
-	fs.StringVar(&o.Driver, "driver", o.Driver, "Driver: postgres (databases on the PostgreSQL server of --postgres-url), or test (things are files in --state-dir).")
+	fs.StringVar(&o.Driver, "driver", o.Driver, "Driver: postgres (databases on the PostgreSQL server of --postgres-url), hosting (a PostgreSQL server per capability, under --hosting-dir), or test (things are files in --state-dir).")
 	fs.StringVar(&o.PostgresURL, "postgres-url", o.PostgresURL, "Admin connection URL of the runtime's PostgreSQL server (prefer --postgres-url-file: arguments are visible to other users).")
 	fs.StringVar(&o.PostgresURLFile, "postgres-url-file", o.PostgresURLFile, "File holding the admin connection URL of the runtime's PostgreSQL server.")
+	fs.StringVar(&o.HostingDir, "hosting-dir", o.HostingDir, "Folder of the hosting driver's PostgreSQL servers.")
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "State folder of the test driver.")
 	fs.DurationVar(&o.ProvisionDelay, "provision-delay", o.ProvisionDelay, "Test driver: how long a created thing takes to become ready.")
 	fs.BoolVar(&o.Register, "register", o.Register, "Create the ServiceRuntime if it does not exist, from --region, --country, --zone, --cloud and --capacity.")
@@ -105,8 +107,12 @@ func (o *options) Validate() error {
 			}
 			o.PostgresURL = strings.TrimSpace(string(raw))
 		}
+	case "hosting":
+		if o.HostingDir == "" {
+			errs = append(errs, errors.New("--hosting-dir is required with --driver hosting"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("--driver %q: known drivers are: postgres, test", o.Driver))
+		errs = append(errs, fmt.Errorf("--driver %q: known drivers are: postgres, hosting, test", o.Driver))
 	}
 	if o.Register && o.Region == "" {
 		errs = append(errs, errors.New("--register needs --region"))

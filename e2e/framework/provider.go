@@ -21,6 +21,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	hostingv1alpha1 "github.com/msp-dev/msp/apis/hosting/v1alpha1"
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
 	"github.com/msp-dev/msp/pkg/bootstrap"
@@ -32,6 +33,7 @@ var Scheme = func() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(platformv1alpha1.AddToScheme(s))
 	utilruntime.Must(postgresv1alpha1.AddToScheme(s))
+	utilruntime.Must(hostingv1alpha1.AddToScheme(s))
 	return s
 }()
 
@@ -59,9 +61,16 @@ type Provider struct {
 // postgres.msp.dev API and binds the platform API.
 func (e *Env) NewProvider(t testing.TB) *Provider {
 	t.Helper()
+	return e.NewProviderFor(t, "postgres.msp.dev")
+}
+
+// NewProviderFor creates a provider workspace under root:providers that exports the
+// given API group (one of apiexports) and binds the platform API.
+func (e *Env) NewProviderFor(t testing.TB, group string) *Provider {
+	t.Helper()
 	ws := e.NewWorkspace(t, "root:providers", UniqueName(t), nil)
 	ctx := context.Background()
-	objs, err := bootstrap.ExportObjects(nil, "postgres.msp.dev")
+	objs, err := bootstrap.ExportObjects(nil, group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +85,31 @@ func (e *Env) NewProvider(t testing.TB) *Provider {
 	if _, err := bootstrap.Apply(ctx, bootstrap.Options{Config: e.Config}, ws.Path, append(objs, binding)...); err != nil {
 		t.Fatalf("failed to set up provider %s: %v", ws.Path, err)
 	}
-	return &Provider{Workspace: ws, Export: "postgres.msp.dev", env: e}
+	return &Provider{Workspace: ws, Export: group, env: e}
+}
+
+// BindExport binds other's export in this provider's workspace, accepting its
+// permission claims: this provider becomes other's tenant (cascading).
+func (p *Provider) BindExport(t testing.TB, other *Provider) {
+	t.Helper()
+	p.bind(t, p.Workspace, other)
+	waitServed(t, p.Workspace, other.Export+"/v1alpha1")
+}
+
+func (p *Provider) bind(t testing.TB, ws *Workspace, export *Provider) {
+	t.Helper()
+	binding := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apis.kcp.io/v1alpha2",
+		"kind":       "APIBinding",
+		"metadata":   map[string]any{"name": export.Export},
+		"spec": map[string]any{
+			"reference":        map[string]any{"export": map[string]any{"path": export.Path, "name": export.Export}},
+			"permissionClaims": []any{claim("secrets"), claim("events")},
+		},
+	}}
+	if _, err := bootstrap.Apply(context.Background(), bootstrap.Options{Config: p.env.Config}, ws.Path, binding); err != nil {
+		t.Fatalf("failed to bind %s in %s: %v", export.Export, ws.Path, err)
+	}
 }
 
 // NewTenant creates a workspace under root:tenants that binds this provider's export,
@@ -84,21 +117,8 @@ func (e *Env) NewProvider(t testing.TB) *Provider {
 func (p *Provider) NewTenant(t testing.TB) *Workspace {
 	t.Helper()
 	ws := p.env.NewWorkspace(t, "root:tenants", UniqueName(t), nil)
-	binding := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apis.kcp.io/v1alpha2",
-		"kind":       "APIBinding",
-		"metadata":   map[string]any{"name": p.Export},
-		"spec": map[string]any{
-			"reference": map[string]any{"export": map[string]any{"path": p.Path, "name": p.Export}},
-			"permissionClaims": []any{
-				claim("secrets"), claim("events"),
-			},
-		},
-	}}
-	if _, err := bootstrap.Apply(context.Background(), bootstrap.Options{Config: p.env.Config}, ws.Path, binding); err != nil {
-		t.Fatalf("failed to bind %s in %s: %v", p.Export, ws.Path, err)
-	}
-	waitServed(t, ws, "postgres.msp.dev/v1alpha1")
+	p.bind(t, ws, p)
+	waitServed(t, ws, p.Export+"/v1alpha1")
 	return ws
 }
 

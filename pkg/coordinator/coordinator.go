@@ -71,6 +71,9 @@ type Options struct {
 	RuntimeManagerInterval, ScaleDownCooldown time.Duration
 	// Local configures the "local" procurement driver; nil leaves it out.
 	Local *runtimemanager.LocalOptions
+	// Cascading configures the "cascading" procurement driver (its client is the
+	// coordinator's own); nil leaves it out.
+	Cascading *runtimemanager.CascadingOptions
 }
 
 // Scheme holds every type the coordinator reads.
@@ -182,6 +185,20 @@ func Run(ctx context.Context, opts Options) error {
 			}
 			defer local.Stop()
 			procurers["local"] = local
+		}
+		if opts.Cascading != nil {
+			c, err := client.New(opts.Config, client.Options{Scheme: scheme})
+			if err != nil {
+				return err
+			}
+			copts := *opts.Cascading
+			copts.Client = c
+			cascading, err := runtimemanager.NewCascading(copts)
+			if err != nil {
+				return err
+			}
+			defer cascading.Stop()
+			procurers["cascading"] = cascading
 		}
 		rm, err := runtimemanager.New(runtimemanager.Options{
 			Client: mgr.GetLocalManager().GetClient(), Scheduler: sched, Framework: fw, Procurers: procurers,

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/go-logr/logr"
 
@@ -45,9 +42,8 @@ type Local struct {
 }
 
 type localRuntime struct {
-	server *postgres.Server
-	cmd    *exec.Cmd
-	done   chan struct{}
+	server     *postgres.Server
+	servicelet *proc
 }
 
 // NewLocal returns the local procurement driver.
@@ -69,18 +65,16 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r := l.live[rt.Name]; r != nil {
-		select {
-		case <-r.done:
-			l.opts.Log.Info("servicelet exited; starting it again", "runtime", rt.Name)
-		default:
+		if r.servicelet.running() {
 			return nil
 		}
+		l.opts.Log.Info("servicelet exited; starting it again", "runtime", rt.Name)
 	}
 	dir := filepath.Join(l.opts.Dir, rt.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	r := &localRuntime{done: make(chan struct{})}
+	r := &localRuntime{}
 	args := []string{
 		"--kubeconfig", l.opts.Kubeconfig, "--workspace", l.opts.Workspace, "--export", l.opts.Export,
 		"--runtime", rt.Name, "--driver", l.opts.Driver,
@@ -102,26 +96,14 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 		args = append(args, "--state-dir", filepath.Join(dir, "state"))
 	}
 	args = append(args, l.opts.ExtraArgs...)
-	out, err := os.OpenFile(filepath.Join(dir, "servicelet.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := startProc(l.opts.Servicelet, args, filepath.Join(dir, "servicelet.log"))
 	if err != nil {
-		return err
-	}
-	cmd := exec.Command(l.opts.Servicelet, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
 		if r.server != nil {
 			_ = r.server.Stop()
 		}
 		return fmt.Errorf("failed to start the servicelet of %s: %w", rt.Name, err)
 	}
-	r.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(r.done)
-	}()
+	r.servicelet = p
 	l.live[rt.Name] = r
 	l.opts.Log.Info("local runtime started", "runtime", rt.Name, "driver", l.opts.Driver)
 	return nil
@@ -155,18 +137,8 @@ func (l *Local) Stop() {
 }
 
 func (r *localRuntime) stop() {
-	if r.cmd != nil {
-		select {
-		case <-r.done:
-		default:
-			_ = r.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-r.done:
-			case <-time.After(15 * time.Second):
-				_ = r.cmd.Process.Kill()
-				<-r.done
-			}
-		}
+	if r.servicelet != nil {
+		r.servicelet.stop()
 	}
 	if r.server != nil {
 		_ = r.server.Stop()

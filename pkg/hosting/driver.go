@@ -1,0 +1,144 @@
+// Package hosting is the hosting provider's servicelet driver: each PostgresServer
+// capability is a PostgreSQL server of its own on the host the servicelet runs on, and
+// its connection Secret carries the superuser's credentials. The postgres provider orders
+// its runtimes this way when its runtime class uses the cascading procurement driver.
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/msp-dev/msp/pkg/postgres"
+	"github.com/msp-dev/msp/pkg/servicelet"
+)
+
+// Driver keeps one local PostgreSQL server per capability under a folder.
+type Driver struct {
+	dir     string
+	mu      sync.Mutex
+	servers map[string]*postgres.Server
+}
+
+// New returns a driver that keeps its servers under dir.
+func New(dir string) (*Driver, error) {
+	if dir == "" {
+		return nil, errors.New("hosting: a folder for the servers is required")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return &Driver{dir: dir, servers: map[string]*postgres.Server{}}, nil
+}
+
+func (d *Driver) key(c *servicelet.Capability) string {
+	return c.Cluster + "_" + c.Object.GetNamespace() + "_" + c.Object.GetName()
+}
+
+func (d *Driver) serverDir(c *servicelet.Capability) string {
+	return filepath.Join(d.dir, d.key(c))
+}
+
+// Observe reports a server that exists (its folder does) and whether it answers. One that
+// exists but does not run (the servicelet restarted) is not up to date, so Update starts
+// it again.
+func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (servicelet.Observation, error) {
+	if _, err := os.Stat(d.serverDir(c)); errors.Is(err, os.ErrNotExist) {
+		return servicelet.Observation{}, nil
+	}
+	d.mu.Lock()
+	srv := d.servers[d.key(c)]
+	d.mu.Unlock()
+	if srv == nil {
+		return servicelet.Observation{Exists: true, Message: "the server is not running"}, nil
+	}
+	obs := servicelet.Observation{Exists: true, UpToDate: true, ConnectionDetails: details(srv, false)}
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(pingCtx, srv.AdminURL())
+	if err != nil {
+		obs.Message = "the server does not accept connections yet"
+		return obs, nil
+	}
+	_ = conn.Close(pingCtx)
+	obs.Ready = true
+	obs.Usage = corev1.ResourceList{}
+	return obs, nil
+}
+
+// Create starts a new server and returns its superuser's credentials.
+func (d *Driver) Create(ctx context.Context, c *servicelet.Capability) (servicelet.ConnectionDetails, error) {
+	srv, err := d.start(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return details(srv, true), nil
+}
+
+// Update starts the server again when it does not run.
+func (d *Driver) Update(ctx context.Context, c *servicelet.Capability) error {
+	_, err := d.start(ctx, c)
+	return err
+}
+
+// Delete stops the server and removes its data.
+func (d *Driver) Delete(_ context.Context, c *servicelet.Capability) error {
+	d.mu.Lock()
+	srv := d.servers[d.key(c)]
+	delete(d.servers, d.key(c))
+	d.mu.Unlock()
+	if srv != nil {
+		if err := srv.Stop(); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(d.serverDir(c))
+}
+
+// Probe: the host is usable while the servicelet runs.
+func (d *Driver) Probe(context.Context) error { return nil }
+
+// Stop stops every server this driver runs; their data stays for the next start.
+func (d *Driver) Stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, srv := range d.servers {
+		_ = srv.Stop()
+		delete(d.servers, k)
+	}
+}
+
+func (d *Driver) start(ctx context.Context, c *servicelet.Capability) (*postgres.Server, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if srv := d.servers[d.key(c)]; srv != nil {
+		return srv, nil
+	}
+	srv, err := postgres.StartServer(ctx, postgres.ServerOptions{Dir: d.serverDir(c)})
+	if err != nil {
+		return nil, fmt.Errorf("failed to start a PostgreSQL server: %w", err)
+	}
+	d.servers[d.key(c)] = srv
+	return srv, nil
+}
+
+// details are the connection details of a server; the password only with secret.
+func details(srv *postgres.Server, secret bool) servicelet.ConnectionDetails {
+	out := servicelet.ConnectionDetails{
+		"host":     []byte(srv.Host()),
+		"port":     []byte(strconv.Itoa(srv.Port())),
+		"username": []byte("postgres"),
+	}
+	if secret {
+		out["uri"] = []byte(srv.AdminURL())
+	}
+	return out
+}
