@@ -113,6 +113,18 @@ test-e2e: tools build postgres ## End-to-end tests against a real kcp (one per t
 test-verify: tools ## Show that `make verify` passes on a clean tree and fails on a stale one.
 	BIN=$(BIN) hack/test-verify.sh
 
+##@ Benchmarks (not part of `make test`)
+
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: tools build ## Full benchmark: W=1000 workspaces, R=100 runtimes, C=10000 capabilities (results in _bench/).
+	$(BIN)/msp-bench --out _bench $(BENCH_FLAGS)
+
+.PHONY: bench-quick
+bench-quick: tools build ## A few-minute benchmark: W=20, R=5, C=1000.
+	$(BIN)/msp-bench --quick --out _bench $(BENCH_FLAGS)
+
 .PHONY: clean
 clean: ## Remove built binaries (not the local state in .msp).
 	rm -rf $(BIN)

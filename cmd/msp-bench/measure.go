@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
+
+	"github.com/msp-dev/msp/pkg/kcpconfig"
+)
+
+// watcher records, per capability name, when the bench created it and when the
+// provider's virtual workspace first showed it assigned and Ready.
+type watcher struct {
+	mu       sync.Mutex
+	createAt map[string]time.Time
+	assigned map[string]time.Time
+	ready    map[string]time.Time
+}
+
+func newWatcher(ctx context.Context, cfg *rest.Config) (*watcher, error) {
+	w := &watcher{createAt: map[string]time.Time{}, assigned: map[string]time.Time{}, ready: map[string]time.Time{}}
+	url, err := endpointURL(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	vw := rest.CopyConfig(cfg)
+	vw.Host = url + "/clusters/*"
+	dyn, err := dynamic.NewForConfig(vw)
+	if err != nil {
+		return nil, err
+	}
+	ri := dyn.Resource(pgdbGVR)
+	lw := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
+			return ri.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return ri.Watch(ctx, o)
+		},
+	}
+	inf := kcpinformers.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, toolscache.Indexers{})
+	seen := func(obj any) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return
+		}
+		now := time.Now()
+		rt, _, _ := unstructured.NestedString(u.Object, "spec", "runtimeName")
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		ready := false
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Ready" && m["status"] == "True" {
+				ready = true
+			}
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if _, ok := w.assigned[u.GetName()]; !ok && rt != "" {
+			w.assigned[u.GetName()] = now
+		}
+		if _, ok := w.ready[u.GetName()]; !ok && ready {
+			w.ready[u.GetName()] = now
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, o any) { seen(o) }}); err != nil {
+		return nil, err
+	}
+	go inf.RunWithContext(ctx)
+	return w, nil
+}
+
+func endpointURL(ctx context.Context, cfg *rest.Config) (string, error) {
+	dyn := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, provider))
+	gvr := workspaceGVR.GroupVersion().WithResource("x")
+	gvr.Group, gvr.Version, gvr.Resource = "apis.kcp.io", "v1alpha1", "apiexportendpointslices"
+	for {
+		slice, err := dyn.Resource(gvr).Get(ctx, export, metav1.GetOptions{})
+		if err == nil {
+			eps, _, _ := unstructured.NestedSlice(slice.Object, "status", "endpoints")
+			if len(eps) > 0 {
+				if u, _ := eps[0].(map[string]any)["url"].(string); u != "" {
+					return u, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (w *watcher) created(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.createAt[name] = time.Now()
+}
+
+func (w *watcher) wait(ctx context.Context, names []string, what map[string]time.Time, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		missing := 0
+		for _, n := range names {
+			if _, ok := what[n]; !ok {
+				missing++
+			}
+		}
+		w.mu.Unlock()
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d capabilities did not get there within %s", missing, len(names), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (w *watcher) waitAssigned(ctx context.Context, names []string, timeout time.Duration) error {
+	return w.wait(ctx, names, w.assigned, timeout)
+}
+
+func (w *watcher) waitReady(ctx context.Context, names []string, timeout time.Duration) error {
+	return w.wait(ctx, names, w.ready, timeout)
+}
+
+// latencies are percentiles in milliseconds.
+type latencies struct {
+	P50 float64 `json:"p50ms"`
+	P90 float64 `json:"p90ms"`
+	P99 float64 `json:"p99ms"`
+	Max float64 `json:"maxms"`
+	N   int     `json:"n"`
+	raw []time.Duration
+}
+
+func percentiles(d []time.Duration) latencies {
+	if len(d) == 0 {
+		return latencies{}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	at := func(p float64) float64 {
+		i := int(float64(len(d)-1) * p)
+		return float64(d[i].Microseconds()) / 1000
+	}
+	return latencies{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1), N: len(d), raw: d}
+}
+
+func (w *watcher) latencies(names []string) (assigned, ready latencies) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var a, r []time.Duration
+	for _, n := range names {
+		c := w.createAt[n]
+		if t, ok := w.assigned[n]; ok {
+			a = append(a, t.Sub(c))
+		}
+		if t, ok := w.ready[n]; ok {
+			r = append(r, t.Sub(c))
+		}
+	}
+	return percentiles(a), percentiles(r)
+}
+
+// timeline counts assigned capabilities per 250ms since start.
+func (w *watcher) timeline(names []string, start time.Time) []point {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ts []float64
+	for _, n := range names {
+		if t, ok := w.assigned[n]; ok {
+			ts = append(ts, t.Sub(start).Seconds())
+		}
+	}
+	sort.Float64s(ts)
+	var out []point
+	for i, s := range ts {
+		if len(out) == 0 || s-out[len(out)-1].Seconds >= 0.25 || i == len(ts)-1 {
+			out = append(out, point{Seconds: s, Assigned: i + 1})
+		}
+	}
+	return out
+}
+
+// processes runs msp's components for the bench.
+type processes struct {
+	bin, dir, kubeconfig string
+	mu                   sync.Mutex
+	servicelets          []*proc
+}
+
+type proc struct {
+	cmd     *exec.Cmd
+	metrics string
+	done    chan struct{}
+}
+
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.kill()
+	}
+}
+
+func (ps *processes) start(name string, args ...string) (*proc, error) {
+	out, err := os.Create(filepath.Join(ps.dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(ps.bin, args[0]), args[1:]...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (ps *processes) servicelet(runtime string) error {
+	p, err := ps.start("servicelet-"+runtime, "msp-servicelet", "--kubeconfig", ps.kubeconfig, "--runtime", runtime,
+		"--driver", "test", "--state-dir", filepath.Join(ps.dir, "runtimes", runtime))
+	if err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	ps.servicelets = append(ps.servicelets, p)
+	ps.mu.Unlock()
+	return nil
+}
+
+func (ps *processes) coordinator() (*proc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := ps.start(fmt.Sprintf("coordinator-%d", port), "msp-coordinator", "--kubeconfig", ps.kubeconfig, "--metrics-bind-address", addr)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics = addr
+	ps.mu.Lock()
+	ps.servicelets = append(ps.servicelets, p) // stopped with the rest
+	ps.mu.Unlock()
+	return p, nil
+}
+
+func (ps *processes) stopAll() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.servicelets {
+		p.stop()
+	}
+}
+
+// maxRSS is the largest resident set (peak: high-water mark) of the servicelets, in MB.
+func (ps *processes) maxRSS(peak bool) float64 {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	max := 0.0
+	for _, p := range ps.servicelets {
+		if filepath.Base(p.cmd.Path) != "msp-servicelet" {
+			continue
+		}
+		if v := rssMB(p.cmd.Process.Pid, peak); v > max {
+			max = v
+		}
+	}
+	return max
+}
+
+// rssMB reads VmRSS (or VmHWM, the peak) of a process.
+func rssMB(pid int, peak bool) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	key := "VmRSS:"
+	if peak {
+		key = "VmHWM:"
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, key) {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, key)), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// scrape reads the plain samples of a Prometheus endpoint.
+func scrape(ctx context.Context, client *http.Client, url string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<22)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// sum adds the samples whose name starts with prefix and contains every part.
+func sum(m map[string]float64, prefix string, parts ...string) float64 {
+	total := 0.0
+	for k, v := range m {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		ok := true
+		for _, p := range parts {
+			if !strings.Contains(k, p) {
+				ok = false
+			}
+		}
+		if ok {
+			total += v
+		}
+	}
+	return total
+}
+
+func clientWrites(m map[string]float64) float64 {
+	w := 0.0
+	for _, method := range []string{`method="POST"`, `method="PUT"`, `method="PATCH"`, `method="DELETE"`} {
+		w += sum(m, "rest_client_requests_total", method)
+	}
+	return w
+}
+
+// coordinatorWrites returns how many assignments the coordinator wrote and how many
+// write requests it sent in all.
+func coordinatorWrites(ctx context.Context, p *proc) (scheduled, writes float64) {
+	m, err := scrape(ctx, http.DefaultClient, "http://"+p.metrics+"/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	return sum(m, "msp_scheduler_attempts_total", `result="scheduled"`), clientWrites(m)
+}
+
+// caughtUp waits until a freshly started coordinator has reconciled every capability and
+// its queues are empty, and returns how long that took and the writes it sent.
+func caughtUp(ctx context.Context, p *proc, n int, start time.Time) (float64, float64, error) {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		m, err := scrape(ctx, http.DefaultClient, "http://"+p.metrics+"/metrics")
+		if err == nil {
+			reconciled := sum(m, "controller_runtime_reconcile_total", "msp-scheduler")
+			depth := sum(m, "workqueue_depth", "msp-scheduler")
+			if reconciled >= float64(n) && depth == 0 {
+				return time.Since(start).Seconds(), clientWrites(m), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return 0, 0, fmt.Errorf("the restarted coordinator did not catch up within 10 minutes")
+}
+
+// kcpWrites reads kcp's count of write requests to a resource.
+func kcpWrites(ctx context.Context, cfg *rest.Config, resource string) (float64, error) {
+	base := kcpconfig.Base(cfg)
+	client, err := rest.HTTPClientFor(base)
+	if err != nil {
+		return 0, err
+	}
+	m, err := scrape(ctx, client, base.Host+"/metrics")
+	if err != nil {
+		return 0, err
+	}
+	w := 0.0
+	for _, verb := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="APPLY"`, `verb="DELETE"`} {
+		w += sum(m, "apiserver_request_total", verb, `resource="`+resource+`"`)
+	}
+	return w, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func numCPU() int { return runtime.NumCPU() }

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/msp-dev/msp/pkg/bootstrap"
+	"github.com/msp-dev/msp/pkg/kcpconfig"
+	"github.com/msp-dev/msp/pkg/launcher"
+)
+
+const (
+	provider = "root:providers:postgres"
+	export   = "postgres.msp.dev"
+)
+
+var (
+	pgdbGVR      = schema.GroupVersionResource{Group: "postgres.msp.dev", Version: "v1alpha1", Resource: "postgresdatabases"}
+	workspaceGVR = schema.GroupVersionResource{Group: "tenancy.kcp.io", Version: "v1alpha1", Resource: "workspaces"}
+	runtimeGVR   = schema.GroupVersionResource{Group: "platform.msp.dev", Version: "v1alpha1", Resource: "serviceruntimes"}
+)
+
+// results are the figures of one run.
+type results struct {
+	Machine        string            `json:"machine"`
+	Params         map[string]string `json:"params"`
+	SetupSeconds   float64           `json:"setupSeconds"`
+	CeilingPerSec  float64           `json:"ceilingAssignmentsPerSecond"`
+	CeilingCreates float64           `json:"ceilingCreatesPerSecond"`
+	BurstPerSec    float64           `json:"burstAssignmentsPerSecond"`
+	BurstAssigned  latencies         `json:"burstCreateToAssigned"`
+	BurstReady     latencies         `json:"burstCreateToReady"`
+	ChurnAssigned  latencies         `json:"churnCreateToAssigned"`
+	ChurnReady     latencies         `json:"churnCreateToReady"`
+	CoordinatorMB  float64           `json:"coordinatorPeakRSSMB"`
+	ServiceletIdle float64           `json:"serviceletIdleRSSMB"`
+	ServiceletPeak float64           `json:"serviceletPeakRSSMB"`
+	ServiceletCaps int               `json:"serviceletPeakCapabilities"`
+	WritesPerDec   float64           `json:"coordinatorWritesPerDecision"`
+	IdleWritesMin  float64           `json:"writesPerIdleRuntimeMinute"`
+	RestartSeconds float64           `json:"coldRestartCatchUpSeconds"`
+	RestartWrites  float64           `json:"coldRestartWrites"`
+	Timeline       []point           `json:"assignedTimeline"`
+	burstSamples   []time.Duration
+}
+
+type point struct {
+	Seconds  float64 `json:"seconds"`
+	Assigned int     `json:"assigned"`
+}
+
+func run(ctx context.Context, o options) (*results, error) {
+	res := &results{Machine: machine(), Params: map[string]string{
+		"W": fmt.Sprint(o.Workspaces), "R": fmt.Sprint(o.Runtimes), "C": fmt.Sprint(o.Capabilities),
+		"churn": fmt.Sprintf("%d/s for %s", o.ChurnRate, o.ChurnFor),
+	}}
+	dataDir, err := os.MkdirTemp("", "msp-bench-")
+	if err != nil {
+		return nil, err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(dataDir)
+	}
+	start := time.Now()
+	say("starting kcp (data: %s)", dataDir)
+	server, err := launcher.Start(ctx, launcher.Options{Binary: filepath.Join(o.Bin, "kcp"), DataDir: filepath.Join(dataDir, "kcp")})
+	if err != nil {
+		return nil, err
+	}
+	defer server.Stop()
+	cfg, err := clientcmd.BuildConfigFromFlags("", server.PlatformKubeconfigPath())
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 2000, 4000
+	if _, err := bootstrap.Run(ctx, bootstrap.Options{Config: cfg}); err != nil {
+		return nil, err
+	}
+
+	say("creating %d tenant workspaces", o.Workspaces)
+	tenants, err := createTenants(ctx, cfg, o.Workspaces)
+	if err != nil {
+		return nil, err
+	}
+	capacity := int64(float64(o.Capabilities+o.ChurnRate*int(o.ChurnFor.Seconds()))*1.2)/int64(o.Runtimes) + 1
+	say("registering %d runtimes with capacity %d each", o.Runtimes, capacity)
+	runtimes, err := createRuntimes(ctx, cfg, o.Runtimes, capacity)
+	if err != nil {
+		return nil, err
+	}
+	res.SetupSeconds = time.Since(start).Seconds()
+
+	// The ceiling: the same creates and the same two writes per assignment, by a plain
+	// client as fast as kcp takes them, before any msp component runs.
+	say("measuring the ceiling")
+	if res.CeilingCreates, res.CeilingPerSec, err = ceiling(ctx, cfg, tenants, runtimes, o.Capabilities); err != nil {
+		return nil, err
+	}
+
+	procs := &processes{bin: o.Bin, dir: dataDir, kubeconfig: server.PlatformKubeconfigPath()}
+	defer procs.stopAll()
+	for _, rt := range runtimes {
+		if err := procs.servicelet(rt); err != nil {
+			return nil, err
+		}
+	}
+	coord, err := procs.coordinator()
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWatcher(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(5 * time.Second) // servicelets and coordinator connect
+	res.ServiceletIdle = procs.maxRSS(false)
+
+	say("burst: %d capabilities", o.Capabilities)
+	burstStart := time.Now()
+	names := createCapabilities(ctx, cfg, tenants, "burst", o.Capabilities, 0, w)
+	if err := w.waitAssigned(ctx, names, 20*time.Minute); err != nil {
+		return nil, err
+	}
+	assignedAt := time.Since(burstStart)
+	res.BurstPerSec = float64(len(names)) / assignedAt.Seconds()
+	if err := w.waitReady(ctx, names, 20*time.Minute); err != nil {
+		return nil, err
+	}
+	res.BurstAssigned, res.BurstReady = w.latencies(names)
+	res.Timeline = w.timeline(names, burstStart)
+	scheduled, writes := coordinatorWrites(ctx, coord)
+	if scheduled > 0 {
+		res.WritesPerDec = writes / scheduled
+	}
+
+	say("steady churn: %d/s for %s", o.ChurnRate, o.ChurnFor)
+	churn := createCapabilities(ctx, cfg, tenants, "churn", o.ChurnRate*int(o.ChurnFor.Seconds()), o.ChurnRate, w)
+	if err := w.waitReady(ctx, churn, 10*time.Minute); err != nil {
+		return nil, err
+	}
+	res.ChurnAssigned, res.ChurnReady = w.latencies(churn)
+	res.CoordinatorMB = rssMB(coord.cmd.Process.Pid, true)
+	res.ServiceletPeak, res.ServiceletCaps = procs.maxRSS(true), (o.Capabilities+len(churn))/o.Runtimes
+
+	say("idle: counting the runtimes' writes for %s", o.IdleFor)
+	before, err := kcpWrites(ctx, cfg, "serviceruntimes")
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(o.IdleFor)
+	after, err := kcpWrites(ctx, cfg, "serviceruntimes")
+	if err != nil {
+		return nil, err
+	}
+	res.IdleWritesMin = (after - before) / float64(o.Runtimes) / o.IdleFor.Minutes()
+
+	say("cold restart of the coordinator with %d capabilities placed", len(names)+len(churn))
+	coord.kill()
+	restart := time.Now()
+	coord, err = procs.coordinator()
+	if err != nil {
+		return nil, err
+	}
+	if res.RestartSeconds, res.RestartWrites, err = caughtUp(ctx, coord, len(names)+len(churn), restart); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// parallel runs fn for 0..n-1 on workers goroutines and returns the first error.
+func parallel(n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func createTenants(ctx context.Context, cfg *rest.Config, n int) ([]dynamic.Interface, error) {
+	parent := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, "root:tenants"))
+	err := parallel(n, 16, func(i int) error {
+		ws := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+			"metadata": map[string]any{"name": fmt.Sprintf("bench-%04d", i)},
+			"spec":     map[string]any{"type": map[string]any{"name": "tenant", "path": "root:platform"}},
+		}}
+		_, err := parent.Resource(workspaceGVR).Create(ctx, ws, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create tenant workspaces: %w", err)
+	}
+	clients := make([]dynamic.Interface, n)
+	err = parallel(n, 16, func(i int) error {
+		name := fmt.Sprintf("bench-%04d", i)
+		for {
+			ws, err := parent.Resource(workspaceGVR).Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				if phase, _, _ := unstructured.NestedString(ws.Object, "status", "phase"); phase == "Ready" {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		c := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, "root:tenants:"+name))
+		for { // the default binding lands right after Ready
+			if _, err := c.Resource(pgdbGVR).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		clients[i] = c
+		return nil
+	})
+	return clients, err
+}
+
+func createRuntimes(ctx context.Context, cfg *rest.Config, n int, capacity int64) ([]string, error) {
+	c := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, provider))
+	regions := []struct{ region, country string }{{"eu-de", "DE"}, {"eu-fr", "FR"}, {"us-east", "US"}, {"eu-nl", "NL"}, {"ap-jp", "JP"}}
+	names := make([]string, n)
+	err := parallel(n, 8, func(i int) error {
+		r := regions[i%len(regions)]
+		names[i] = fmt.Sprintf("rt-%03d", i)
+		rt := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "platform.msp.dev/v1alpha1", "kind": "ServiceRuntime",
+			"metadata": map[string]any{"name": names[i]},
+			"spec": map[string]any{
+				"location":     map[string]any{"region": r.region, "country": r.country, "zone": fmt.Sprintf("%s-%d", r.region, i%3)},
+				"capabilities": []any{map[string]any{"group": "postgres.msp.dev", "kind": "PostgresDatabase"}},
+				"capacity":     map[string]any{"capabilities": fmt.Sprint(capacity)},
+			},
+		}}
+		_, err := c.Resource(runtimeGVR).Create(ctx, rt, metav1.CreateOptions{})
+		return err
+	})
+	return names, err
+}
+
+func newCapability(name string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "postgres.msp.dev/v1alpha1", "kind": "PostgresDatabase",
+		"metadata": map[string]any{"name": name, "namespace": "default"},
+		"spec":     map[string]any{"size": "16Mi"},
+	}}
+}
+
+// ceiling creates n capabilities and writes an assignment for each (the merge patch with
+// the runtime and its label, then the status apply of the Scheduled condition), as fast
+// as kcp accepts; it returns creates/s and assignments/s, and deletes them again.
+func ceiling(ctx context.Context, cfg *rest.Config, tenants []dynamic.Interface, runtimes []string, n int) (float64, float64, error) {
+	start := time.Now()
+	err := parallel(n, 32, func(i int) error {
+		_, err := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(fmt.Sprintf("ceiling-%05d", i)), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	creates := float64(n) / time.Since(start).Seconds()
+	start = time.Now()
+	err = parallel(n, 32, func(i int) error {
+		c := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default")
+		name, rt := fmt.Sprintf("ceiling-%05d", i), runtimes[i%len(runtimes)]
+		patch := fmt.Sprintf(`{"metadata":{"labels":{"platform.msp.dev/runtime":%q}},"spec":{"runtimeName":%q}}`, rt, rt)
+		if _, err := c.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			return err
+		}
+		st := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "postgres.msp.dev/v1alpha1", "kind": "PostgresDatabase",
+			"metadata": map[string]any{"name": name, "namespace": "default"},
+			"status": map[string]any{"conditions": []any{map[string]any{
+				"type": "Scheduled", "status": "True", "reason": "Assigned", "message": "assigned to runtime " + rt,
+				"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+			}}},
+		}}
+		_, err := c.ApplyStatus(ctx, name, st, metav1.ApplyOptions{FieldManager: "bench-ceiling", Force: true})
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	assignments := float64(n) / time.Since(start).Seconds()
+	err = parallel(n, 32, func(i int) error {
+		return tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Delete(ctx, fmt.Sprintf("ceiling-%05d", i), metav1.DeleteOptions{})
+	})
+	return creates, assignments, err
+}
+
+// createCapabilities creates n capabilities named prefix-i across the tenants, at rate
+// per second (0: as fast as possible), and records their creation in w.
+func createCapabilities(ctx context.Context, cfg *rest.Config, tenants []dynamic.Interface, prefix string, n, rate int, w *watcher) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%05d", prefix, i)
+	}
+	if rate == 0 {
+		_ = parallel(n, 32, func(i int) error {
+			w.created(names[i])
+			_, err := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{})
+			if err != nil {
+				say("create %s: %v", names[i], err)
+			}
+			return nil
+		})
+		return names
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for i := range names {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.created(names[i])
+			if _, err := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{}); err != nil {
+				say("create %s: %v", names[i], err)
+			}
+		}()
+	}
+	wg.Wait()
+	return names
+}
+
+func machine() string {
+	raw, _ := os.ReadFile("/proc/cpuinfo")
+	model := ""
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+			break
+		}
+	}
+	mem := ""
+	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(raw), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = resource.NewQuantity(kb*1024, resource.BinarySI).String()
+	}
+	return fmt.Sprintf("%d cores (%s), %s memory", numCPU(), model, mem)
+}
