@@ -127,7 +127,10 @@ func run(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	time.Sleep(5 * time.Second) // servicelets and coordinator connect
+	say("waiting for the %d runtimes to report Ready", len(runtimes))
+	if err := waitRuntimesReady(ctx, cfg, len(runtimes)); err != nil {
+		return nil, err
+	}
 	res.ServiceletIdle = procs.maxRSS(false)
 
 	say("burst: %d capabilities", o.Capabilities)
@@ -382,4 +385,33 @@ func machine() string {
 		mem = resource.NewQuantity(kb*1024, resource.BinarySI).String()
 	}
 	return fmt.Sprintf("%d cores (%s), %s memory", numCPU(), model, mem)
+}
+
+// waitRuntimesReady waits until n runtimes report Ready (their servicelets are up).
+func waitRuntimesReady(ctx context.Context, cfg *rest.Config, n int) error {
+	c := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, provider))
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		list, err := c.Resource(runtimeGVR).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			ready := 0
+			for _, rt := range list.Items {
+				conds, _, _ := unstructured.NestedSlice(rt.Object, "status", "conditions")
+				for _, cond := range conds {
+					if m, ok := cond.(map[string]any); ok && m["type"] == "Ready" && m["status"] == "True" {
+						ready++
+					}
+				}
+			}
+			if ready >= n {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the runtimes did not all report Ready within 5 minutes")
 }
