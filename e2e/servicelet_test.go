@@ -215,9 +215,12 @@ func TestStoppedServiceletRuntimeTurnsNotReady(t *testing.T) {
 	t.Parallel()
 	env := framework.Current(t)
 	p := env.NewProvider(t)
-	p.StartCoordinator(t, "--heartbeat-timeout=6s")
-	first := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "first", Region: "eu-de", Country: "DE"})
-	p.StartServicelet(t, framework.ServiceletSpec{Runtime: "second", Region: "eu-de", Country: "DE"})
+	// The coordinator's bound is two heartbeat intervals.
+	interval := 3 * time.Second
+	p.StartCoordinator(t, fmt.Sprintf("--heartbeat-timeout=%s", 2*interval))
+	args := []string{fmt.Sprintf("--heartbeat-interval=%s", interval)}
+	first := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "first", Region: "eu-de", Country: "DE", Args: args})
+	p.StartServicelet(t, framework.ServiceletSpec{Runtime: "second", Region: "eu-de", Country: "DE", Args: args})
 	c := p.NewTenant(t).Client(t)
 	create(t, c, onRuntime("stays", "first"))
 	waitCondition(t, c, "stays", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
@@ -225,16 +228,27 @@ func TestStoppedServiceletRuntimeTurnsNotReady(t *testing.T) {
 	first.Stop()
 	stopped := time.Now()
 	pc := p.Client(t)
-	framework.Eventually(t, 20*time.Second, "runtime first to turn not Ready", func(ctx context.Context) (bool, string, error) {
+	// Polled every 100ms (not with Eventually's backoff): the time it took is asserted.
+	var cond *metav1.Condition
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		rt := &platformv1alpha1.ServiceRuntime{}
-		if err := pc.Get(ctx, client.ObjectKey{Name: "first"}, rt); err != nil {
-			return false, "", err
+		if err := pc.Get(context.Background(), client.ObjectKey{Name: "first"}, rt); err != nil {
+			t.Fatal(err)
 		}
-		cond := meta.FindStatusCondition(rt.Status.Conditions, platformv1alpha1.ConditionReady)
-		return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == platformv1alpha1.ReasonHeartbeatMissed, fmt.Sprintf("%+v", cond), nil
-	})
-	if took := time.Since(stopped); took > 2*6*time.Second+2*time.Second {
-		t.Errorf("runtime turned not Ready after %s, want within two heartbeat bounds (12s)", took)
+		cond = meta.FindStatusCondition(rt.Status.Conditions, platformv1alpha1.ConditionReady)
+		if cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == platformv1alpha1.ReasonHeartbeatMissed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runtime first did not turn not Ready within 20s of its servicelet stopping: %+v", cond)
+		}
+	}
+	// Its last heartbeat was at most one interval before the stop; allow a second for
+	// the status write to reach the test.
+	if took := time.Since(stopped); took > 2*interval+time.Second {
+		t.Errorf("runtime turned not Ready %s after its servicelet stopped, want within two heartbeat intervals (%s)", took.Round(100*time.Millisecond), 2*interval)
+	} else {
+		t.Logf("runtime turned not Ready %s after its servicelet stopped (heartbeat interval %s)", took.Round(100*time.Millisecond), interval)
 	}
 
 	for i := 0; i < 3; i++ {

@@ -47,7 +47,7 @@ func (h *heartbeatMonitor) Reconcile(ctx context.Context, req reconcile.Request)
 	if hb := rt.Status.LastHeartbeatTime; hb != nil {
 		age = h.now().Sub(hb.Time)
 		if age <= h.timeout {
-			return reconcile.Result{RequeueAfter: h.timeout - age + time.Second}, nil
+			return reconcile.Result{RequeueAfter: h.timeout - age + 100*time.Millisecond}, nil
 		}
 	}
 	msg := "no heartbeat from the runtime's servicelet"
