@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
 
 	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
 
@@ -346,6 +347,9 @@ func scrape(ctx context.Context, client *http.Client, url string) (map[string]fl
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<22)
@@ -425,8 +429,15 @@ func caughtUp(ctx context.Context, p *proc, n int, start time.Time) (float64, fl
 	return 0, 0, fmt.Errorf("the restarted coordinator did not catch up within 10 minutes")
 }
 
-// kcpWrites reads kcp's count of write requests to a resource.
-func kcpWrites(ctx context.Context, cfg *rest.Config, resource string) (float64, error) {
+// kcpWrites reads kcp's count of write requests to a resource. /metrics needs the
+// shard admin (the platform token may not read it).
+func kcpWrites(ctx context.Context, adminKubeconfig string, resource string) (float64, error) {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: adminKubeconfig},
+		&clientcmd.ConfigOverrides{CurrentContext: "shard-base"}).ClientConfig()
+	if err != nil {
+		return 0, err
+	}
 	base := kcpconfig.Base(cfg)
 	client, err := rest.HTTPClientFor(base)
 	if err != nil {

@@ -161,12 +161,12 @@ func run(ctx context.Context, o options) (*results, error) {
 	res.ServiceletPeak, res.ServiceletCaps = procs.maxRSS(true), (o.Capabilities+len(churn))/o.Runtimes
 
 	say("idle: counting the runtimes' writes for %s", o.IdleFor)
-	before, err := kcpWrites(ctx, cfg, "serviceruntimes")
+	before, err := kcpWrites(ctx, server.KubeconfigPath(), "serviceruntimes")
 	if err != nil {
 		return nil, err
 	}
 	time.Sleep(o.IdleFor)
-	after, err := kcpWrites(ctx, cfg, "serviceruntimes")
+	after, err := kcpWrites(ctx, server.KubeconfigPath(), "serviceruntimes")
 	if err != nil {
 		return nil, err
 	}
