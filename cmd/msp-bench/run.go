@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -382,7 +381,7 @@ func machine() string {
 	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
 		var kb int64
 		fmt.Sscanf(strings.SplitN(string(raw), "\n", 2)[0], "MemTotal: %d kB", &kb)
-		mem = resource.NewQuantity(kb*1024, resource.BinarySI).String()
+		mem = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
 	}
 	return fmt.Sprintf("%d cores (%s), %s memory", numCPU(), model, mem)
 }

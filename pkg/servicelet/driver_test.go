@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func TestTenantMessage(t *testing.T) {
@@ -34,5 +37,19 @@ func TestTenantMessage(t *testing.T) {
 				t.Errorf("tenantMessage() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCanonicalIgnoresCachedStrings(t *testing.T) {
+	a := corev1.ResourceList{"storage": resource.MustParse("1Mi"), "capabilities": resource.MustParse("2")}
+	b := a.DeepCopy()
+	for k, q := range b {
+		_ = q.String() // fills the quantity's cached string, in b only
+		b[k] = q
+	}
+	sum := corev1.ResourceList{}
+	addTo(sum, a)
+	if canonical(a) != canonical(b) || canonical(sum) != "capabilities=2,storage=1Mi," {
+		t.Errorf("canonical(a) = %q, canonical(b) = %q, canonical(sum) = %q", canonical(a), canonical(b), canonical(sum))
 	}
 }

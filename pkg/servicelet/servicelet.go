@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -242,7 +244,7 @@ func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
 		}
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, "the servicelet cannot reach the provider's virtual workspace"
 	}
-	state := fmt.Sprintf("%s|%s|%d|%v|%v|%d", cond.Status, cond.Message, count, allocated, usage, rt.Generation)
+	state := fmt.Sprintf("%s|%s|%d|%s|%s|%d", cond.Status, cond.Message, count, canonical(allocated), canonical(usage), rt.Generation)
 	if state == last {
 		return last, nil
 	}
@@ -259,6 +261,22 @@ func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
 		return "", fmt.Errorf("failed to report ServiceRuntime %s: %w", s.opts.Runtime, err)
 	}
 	return state, nil
+}
+
+// canonical prints a resource list the same way whatever its quantities cached, so that
+// comparing two reports does not see changes that are not there.
+func canonical(l corev1.ResourceList) string {
+	names := make([]string, 0, len(l))
+	for name := range l {
+		names = append(names, string(name))
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		q := l[corev1.ResourceName(name)]
+		b.WriteString(name + "=" + q.String() + ",")
+	}
+	return b.String()
 }
 
 func addTo(sum, add corev1.ResourceList) {
