@@ -5,17 +5,13 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/msp-dev/msp/pkg/cli"
 	"github.com/msp-dev/msp/pkg/coordinator"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/runtimemanager"
@@ -24,21 +20,9 @@ import (
 func main() {
 	opts := defaultOptions()
 	opts.AddFlags(pflag.CommandLine)
-	zapOpts := zap.Options{}
-	goflags := flag.NewFlagSet("log", flag.ExitOnError)
-	zapOpts.BindFlags(goflags)
-	pflag.CommandLine.AddGoFlagSet(goflags)
-	pflag.Parse()
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "msp-coordinator:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts, zap.New(zap.UseFlagOptions(&zapOpts))); err != nil {
-		fmt.Fprintln(os.Stderr, "msp-coordinator:", err)
-		os.Exit(1)
-	}
+	cli.Main("msp-coordinator", opts.Validate, func(ctx context.Context, log logr.Logger) error {
+		return run(ctx, opts, log)
+	})
 }
 
 func run(ctx context.Context, opts *options, logger logr.Logger) error {

@@ -5,18 +5,13 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/cli"
 	"github.com/msp-dev/msp/pkg/coordinator"
 	"github.com/msp-dev/msp/pkg/hosting"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
@@ -28,21 +23,9 @@ import (
 func main() {
 	opts := defaultOptions()
 	opts.AddFlags(pflag.CommandLine)
-	zapOpts := zap.Options{}
-	goflags := flag.NewFlagSet("log", flag.ExitOnError)
-	zapOpts.BindFlags(goflags)
-	pflag.CommandLine.AddGoFlagSet(goflags)
-	pflag.Parse()
-	if err := opts.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "msp-servicelet:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts, zap.New(zap.UseFlagOptions(&zapOpts))); err != nil {
-		fmt.Fprintln(os.Stderr, "msp-servicelet:", err)
-		os.Exit(1)
-	}
+	cli.Main("msp-servicelet", opts.Validate, func(ctx context.Context, log logr.Logger) error {
+		return run(ctx, opts, log)
+	})
 }
 
 func run(ctx context.Context, opts *options, log logr.Logger) error {
