@@ -69,8 +69,11 @@ type Options struct {
 type Manager struct {
 	opts Options
 
-	mu          sync.Mutex
-	waiting     map[string]scheduler.WaitReason
+	mu      sync.Mutex
+	waiting map[string]scheduler.WaitReason
+	// ordered holds the runtimes this manager created until its cache shows them, so
+	// that a pass right after an order does not order again.
+	ordered     map[string]orderedRuntime
 	emptySince  map[string]time.Time
 	lastRemoval map[string]time.Time
 }
@@ -92,7 +95,8 @@ func New(opts Options) (*Manager, error) {
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
-	m := &Manager{opts: opts, waiting: map[string]scheduler.WaitReason{}, emptySince: map[string]time.Time{}, lastRemoval: map[string]time.Time{}}
+	m := &Manager{opts: opts, waiting: map[string]scheduler.WaitReason{}, ordered: map[string]orderedRuntime{},
+		emptySince: map[string]time.Time{}, lastRemoval: map[string]time.Time{}}
 	opts.Scheduler.SetWaitReason(m.waitReason)
 	return m, nil
 }
@@ -134,6 +138,19 @@ func (m *Manager) Pass(ctx context.Context) error {
 	if err := m.opts.Client.List(ctx, &rtList); err != nil {
 		return fmt.Errorf("failed to list ServiceRuntimes: %w", err)
 	}
+	m.mu.Lock()
+	seen := map[string]bool{}
+	for _, rt := range rtList.Items {
+		seen[rt.Name] = true
+	}
+	for name, o := range m.ordered {
+		if seen[name] || m.opts.Now().Sub(o.at) > time.Minute {
+			delete(m.ordered, name)
+		} else {
+			rtList.Items = append(rtList.Items, *o.rt.DeepCopy())
+		}
+	}
+	m.mu.Unlock()
 	classes := map[string]*platformv1alpha1.ServiceRuntimeClass{}
 	var classSlice []*platformv1alpha1.ServiceRuntimeClass
 	for i := range classList.Items {
@@ -160,7 +177,11 @@ func (m *Manager) Pass(ctx context.Context) error {
 	}
 
 	// 2. Scale up: the fewest new runtimes for what waits, then each class's minimum.
-	if err := m.scaleUp(ctx, classSlice, managed); err != nil {
+	all := make([]*platformv1alpha1.ServiceRuntime, len(rtList.Items))
+	for i := range rtList.Items {
+		all[i] = &rtList.Items[i]
+	}
+	if err := m.scaleUp(ctx, classSlice, managed, all); err != nil {
 		errs = append(errs, err)
 	}
 
@@ -214,10 +235,16 @@ func (m *Manager) procure(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 
 const annotationDriver = "platform.msp.dev/procurement-driver"
 
-func (m *Manager) scaleUp(ctx context.Context, classes []*platformv1alpha1.ServiceRuntimeClass, managed map[string][]*platformv1alpha1.ServiceRuntime) error {
+// orderedRuntime is a runtime this manager created, not yet seen in its cache.
+type orderedRuntime struct {
+	rt *platformv1alpha1.ServiceRuntime
+	at time.Time
+}
+
+func (m *Manager) scaleUp(ctx context.Context, classes []*platformv1alpha1.ServiceRuntimeClass, managed map[string][]*platformv1alpha1.ServiceRuntime, all []*platformv1alpha1.ServiceRuntime) error {
 	now := m.opts.Now()
 	existing := map[string]int{}
-	var provisioning []*platformv1alpha1.ServiceRuntime
+	provisioning := map[string]bool{}
 	for name, rts := range managed {
 		for _, rt := range rts {
 			if rt.DeletionTimestamp != nil {
@@ -225,22 +252,25 @@ func (m *Manager) scaleUp(ctx context.Context, classes []*platformv1alpha1.Servi
 			}
 			existing[name]++
 			if !isReady(rt) {
-				provisioning = append(provisioning, rt)
+				provisioning[rt.Name] = true
 			}
 		}
 	}
-	// What the runtimes being provisioned already host counts in the simulation.
-	var provInfos []*framework.RuntimeInfo
-	for _, rt := range provisioning {
-		provInfos = append(provInfos, &framework.RuntimeInfo{Runtime: rt, Count: m.opts.Scheduler.RuntimeLoad(rt.Name)})
+	var live []*platformv1alpha1.ServiceRuntime
+	for _, rt := range all {
+		if rt.DeletionTimestamp == nil {
+			live = append(live, rt)
+		}
 	}
+	// Every runtime with what it hosts, as the scheduler counts it.
+	infos := m.opts.Scheduler.Snapshot(live)
 	usable := make([]*platformv1alpha1.ServiceRuntimeClass, 0, len(classes))
 	for _, c := range classes {
 		if _, ok := m.opts.Procurers[c.Spec.Driver.Name]; ok {
 			usable = append(usable, c)
 		}
 	}
-	plan := MakePlan(ctx, m.opts.Framework, m.opts.Scheduler.Pending(), usable, existing, provInfos, now)
+	plan := MakePlan(ctx, m.opts.Framework, m.opts.Scheduler.Pending(), usable, existing, infos, provisioning, now)
 
 	// Each class's minimum.
 	for _, c := range usable {
@@ -303,6 +333,9 @@ func (m *Manager) order(ctx context.Context, o *Order) (*platformv1alpha1.Servic
 	if err := m.opts.Client.Create(ctx, rt); err != nil {
 		return nil, fmt.Errorf("failed to order a runtime of class %s: %w", o.Class.Name, err)
 	}
+	m.mu.Lock()
+	m.ordered[rt.Name] = orderedRuntime{rt: rt.DeepCopy(), at: m.opts.Now()}
+	m.mu.Unlock()
 	m.opts.Log.Info("runtime ordered", "runtime", rt.Name, "class", o.Class.Name, "region", o.Location.Region, "for", len(o.For))
 	m.touchClass(ctx, o.Class)
 	if p := m.opts.Procurers[o.Class.Spec.Driver.Name]; p != nil {

@@ -33,22 +33,33 @@ type Plan struct {
 
 // planned is a runtime in the simulation: one being provisioned already, or a new order.
 type planned struct {
-	info  *framework.RuntimeInfo
-	order *Order
-	name  string
-	class string
+	info         *framework.RuntimeInfo
+	order        *Order
+	name         string
+	class        string
+	provisioning bool
 }
 
-// MakePlan simulates the waiting capabilities on the runtimes of the classes that are
-// being provisioned and on new runtimes of the classes, first fit, and returns the
-// fewest orders that place them, within each class's maximum. existing counts each
-// class's runtimes; provisioning are its runtimes not Ready yet, with what they host.
+// MakePlan simulates the waiting capabilities on the runtimes there are (those being
+// provisioned counted as Ready) and on new runtimes of the classes, first fit, and
+// returns the fewest orders that place them, within each class's maximum. existing counts
+// each class's runtimes; runtimes are all runtimes with what they host; provisioning
+// names the ones ordered but not Ready yet.
+//
+// A capability that fits a runtime there is needs no order: either the scheduler places
+// it on its next attempt (a runtime just turned Ready), or it waits for one being
+// provisioned.
 func MakePlan(ctx context.Context, fw *framework.Framework, pending []scheduler.Pending, classes []*platformv1alpha1.ServiceRuntimeClass,
-	existing map[string]int, provisioning []*framework.RuntimeInfo, now time.Time) *Plan {
+	existing map[string]int, runtimes []*framework.RuntimeInfo, provisioning map[string]bool, now time.Time) *Plan {
 	plan := &Plan{Waiting: map[string]scheduler.WaitReason{}}
 	var sims []*planned
-	for _, info := range provisioning {
-		sims = append(sims, &planned{info: asReady(info, now), name: info.Name(), class: info.Runtime.Spec.RuntimeClassName})
+	for _, info := range runtimes {
+		sim := &planned{info: copyInfo(info), name: info.Name(), class: info.Runtime.Spec.RuntimeClassName}
+		if provisioning[info.Name()] {
+			sim.info = asReady(info, now)
+			sim.provisioning = true
+		}
+		sims = append(sims, sim)
 	}
 	sort.Slice(classes, func(i, j int) bool { return classes[i].Name < classes[j].Name })
 	count := map[string]int{}
@@ -62,11 +73,12 @@ func MakePlan(ctx context.Context, fw *framework.Framework, pending []scheduler.
 		for _, sim := range sims {
 			if fw.Check(ctx, c, sim.info) == nil {
 				allocate(sim.info, c)
-				if sim.order != nil {
+				switch {
+				case sim.order != nil:
 					sim.order.For = append(sim.order.For, p.Key)
 					plan.Waiting[p.Key] = scheduler.WaitReason{Reason: platformv1alpha1.ReasonWaitingForRuntime,
 						Message: fmt.Sprintf("waiting for a new runtime of class %s in %s", sim.class, sim.order.Location.Region)}
-				} else {
+				case sim.provisioning:
 					plan.Waiting[p.Key] = scheduler.WaitReason{Reason: platformv1alpha1.ReasonWaitingForRuntime,
 						Message: fmt.Sprintf("waiting for runtime %s of class %s to become ready", sim.name, sim.class)}
 				}
@@ -155,6 +167,15 @@ func asReady(info *framework.RuntimeInfo, now time.Time) *framework.RuntimeInfo 
 		out.Allocated = corev1.ResourceList{}
 	}
 	return out
+}
+
+func copyInfo(info *framework.RuntimeInfo) *framework.RuntimeInfo {
+	out := *info
+	out.Allocated = info.Allocated.DeepCopy()
+	if out.Allocated == nil {
+		out.Allocated = corev1.ResourceList{}
+	}
+	return &out
 }
 
 func allocate(info *framework.RuntimeInfo, c *framework.Capability) {

@@ -66,7 +66,8 @@ func TestMakePlan(t *testing.T) {
 		pending      []scheduler.Pending
 		classes      []*platformv1alpha1.ServiceRuntimeClass
 		existing     map[string]int
-		provisioning []*framework.RuntimeInfo
+		runtimes     []*framework.RuntimeInfo
+		provisioning map[string]bool
 		wantOrders   []string // class/region per order
 		wantWaiting  map[string]int
 	}{
@@ -97,9 +98,18 @@ func TestMakePlan(t *testing.T) {
 			pending:      pending(3, platformv1alpha1.Placement{}),
 			classes:      []*platformv1alpha1.ServiceRuntimeClass{class("small", 2, 10, de)},
 			existing:     map[string]int{"small": 1},
-			provisioning: provisioning("small-abc", 1),
+			runtimes:     provisioning("small-abc", 1),
+			provisioning: map[string]bool{"small-abc": true},
 			wantOrders:   []string{"small/eu-de"},
 			wantWaiting:  map[string]int{"waiting for runtime small-abc of class small to become ready": 1, "waiting for a new runtime of class small in eu-de": 2},
+		},
+		{
+			name:        "a Ready runtime with room takes them: the scheduler places them, no order",
+			pending:     pending(1, platformv1alpha1.Placement{}),
+			classes:     []*platformv1alpha1.ServiceRuntimeClass{class("small", 2, 10, de)},
+			existing:    map[string]int{"small": 1},
+			runtimes:    []*framework.RuntimeInfo{asReady(provisioning("small-ready", 0)[0], now)},
+			wantWaiting: map[string]int{},
 		},
 		{
 			name:        "nothing any class offers fits: no order, no explanation",
@@ -114,7 +124,7 @@ func TestMakePlan(t *testing.T) {
 			if existing == nil {
 				existing = map[string]int{}
 			}
-			plan := MakePlan(context.Background(), fw, tt.pending, tt.classes, existing, tt.provisioning, now)
+			plan := MakePlan(context.Background(), fw, tt.pending, tt.classes, existing, tt.runtimes, tt.provisioning, now)
 			var orders []string
 			for _, o := range plan.Orders {
 				orders = append(orders, o.Class.Name+"/"+o.Location.Region)

@@ -191,6 +191,11 @@ func (s *Scheduler) Pending() []Pending {
 	return out
 }
 
+// Snapshot returns the runtimes with what the scheduler counts on each.
+func (s *Scheduler) Snapshot(runtimes []*platformv1alpha1.ServiceRuntime) []*framework.RuntimeInfo {
+	return s.acct.Snapshot(runtimes, "", "")
+}
+
 // RuntimeLoad returns how many capabilities count on a runtime, including decisions
 // not yet visible in the cache.
 func (s *Scheduler) RuntimeLoad(runtime string) int {
