@@ -9,7 +9,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/scheduler/framework"
 )
 
 func rt(name string) *platformv1alpha1.ServiceRuntime {
@@ -145,5 +148,22 @@ func TestAccountingPerTenant(t *testing.T) {
 	a.DeletePrefix("")
 	if got := a.Snapshot([]*platformv1alpha1.ServiceRuntime{rt("a")}, "", "t1")[0].Count; got != 0 {
 		t.Errorf("after DeletePrefix the runtime still counts %d", got)
+	}
+}
+
+func TestPendingLeavesOutDecisionsBeingWritten(t *testing.T) {
+	s := &Scheduler{acct: NewAccounting(), waiting: newWaitingSet()}
+	c := &framework.Capability{Name: "a"}
+	s.waiting.add("a", 0, mcreconcile.Request{}, platformv1alpha1.ReasonUnschedulable, "0/1 runtimes fit", c)
+	s.waiting.add("b", 0, mcreconcile.Request{}, platformv1alpha1.ReasonUnschedulable, "0/1 runtimes fit", c)
+	s.waiting.add("c", 0, mcreconcile.Request{}, platformv1alpha1.ReasonRuntimeNotFound, "runtime x does not exist", c)
+	// b's assignment is assumed (being written) while it is still in the waiting set.
+	s.acct.Assume("b", "rt", req("1Gi"), "t", time.Now())
+	var keys []string
+	for _, p := range s.Pending() {
+		keys = append(keys, p.Key)
+	}
+	if diff := cmp.Diff([]string{"a"}, keys); diff != "" {
+		t.Errorf("Pending (-want +got):\n%s", diff)
 	}
 }

@@ -179,10 +179,15 @@ type Pending struct {
 }
 
 // Pending returns the capabilities that wait because no runtime fits them (not the
-// ones whose named runtime is missing or unfit).
+// ones whose named runtime is missing or unfit, nor the ones whose assignment is being
+// written).
 func (s *Scheduler) Pending() []Pending {
 	var out []Pending
 	for key, w := range s.waiting.snapshot() {
+		// A decision being written counts on its runtime already; it waits for nothing.
+		if s.acct.RuntimeOf(key) != "" {
+			continue
+		}
 		if w.reason == platformv1alpha1.ReasonUnschedulable && w.capability != nil {
 			out = append(out, Pending{Key: key, Reason: w.reason, Message: w.message, Capability: w.capability})
 		}
