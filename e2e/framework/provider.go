@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -176,11 +174,9 @@ func (p *Provider) AddRuntime(t testing.TB, spec RuntimeSpec) *platformv1alpha1.
 
 // Coordinator is a running msp-coordinator process.
 type Coordinator struct {
-	cmd     *exec.Cmd
-	LogFile string
+	*process
 	// MetricsAddr is where it serves /metrics.
 	MetricsAddr string
-	done        chan struct{}
 }
 
 // StartCoordinator runs msp-coordinator for this provider until the test ends. A long
@@ -198,11 +194,6 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 			t.Fatal(err)
 		}
 	}
-	logFile := filepath.Join(logDir, fmt.Sprintf("coordinator-%d.log", port))
-	out, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	metrics := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{
 		"--kubeconfig", p.env.Kubeconfig(),
@@ -213,46 +204,15 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 	}, extraArgs...)
 	// Extra flags for every coordinator, e.g. MSP_E2E_COORDINATOR_ARGS=--pprof-bind-address=127.0.0.1:6060
 	args = append(args, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
-	cmd := exec.Command(filepath.Join(p.env.Bin, "msp-coordinator"), args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("failed to start msp-coordinator: %v", err)
+	c := &Coordinator{
+		process:     startProcess(t, filepath.Join(p.env.Bin, "msp-coordinator"), filepath.Join(logDir, fmt.Sprintf("coordinator-%d.log", port)), args...),
+		MetricsAddr: metrics,
 	}
-	c := &Coordinator{cmd: cmd, LogFile: logFile, MetricsAddr: metrics, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(c.done)
-	}()
 	t.Cleanup(func() {
 		c.Stop()
-		if t.Failed() {
-			raw, _ := os.ReadFile(logFile)
-			lines := strings.Split(string(raw), "\n")
-			if len(lines) > 40 {
-				lines = lines[len(lines)-40:]
-			}
-			t.Logf("last lines of %s:\n%s", logFile, strings.Join(lines, "\n"))
-		}
+		c.logTail(t, "the coordinator")
 	})
 	return c
-}
-
-// Stop ends the coordinator (SIGTERM, then SIGKILL after 10s).
-func (c *Coordinator) Stop() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
 }
 
 func waitServed(t testing.TB, ws *Workspace, gv string) {

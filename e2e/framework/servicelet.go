@@ -5,17 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // Servicelet is a running msp-servicelet process with the test driver.
 type Servicelet struct {
+	*process
 	// Runtime is its runtime's name; StateDir is the test driver's folder.
 	Runtime, StateDir string
 	// DebugAddr serves /capabilities.
@@ -23,8 +19,6 @@ type Servicelet struct {
 	args      []string
 	bin       string
 	logFile   string
-	cmd       *exec.Cmd
-	done      chan struct{}
 }
 
 // ServiceletSpec describes a servicelet a test starts; it registers its runtime.
@@ -60,60 +54,14 @@ func (p *Provider) StartServicelet(t testing.TB, spec ServiceletSpec) *Servicele
 	s.start(t)
 	t.Cleanup(func() {
 		s.Stop()
-		if t.Failed() {
-			raw, _ := os.ReadFile(s.logFile)
-			lines := strings.Split(string(raw), "\n")
-			if len(lines) > 30 {
-				lines = lines[len(lines)-30:]
-			}
-			t.Logf("last lines of servicelet %s:\n%s", s.Runtime, strings.Join(lines, "\n"))
-		}
+		s.logTail(t, "servicelet "+s.Runtime)
 	})
 	return s
 }
 
 func (s *Servicelet) start(t testing.TB) {
 	t.Helper()
-	out, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = exec.Command(s.bin, s.args...)
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("failed to start msp-servicelet: %v", err)
-	}
-	done := make(chan struct{})
-	s.done = done
-	cmd := s.cmd
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(done)
-	}()
-}
-
-// Stop ends the servicelet gracefully.
-func (s *Servicelet) Stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// Kill ends the servicelet with SIGKILL, as a crash would.
-func (s *Servicelet) Kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
+	s.process = startProcess(t, s.bin, s.logFile, s.args...)
 }
 
 // Restart starts the stopped or killed servicelet again with the same state.
