@@ -68,6 +68,8 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		Kinds:                  opts.gvks,
 		HeartbeatTimeout:       opts.HeartbeatTimeout,
 		ScoreWeights:           opts.weights,
+		SchedulerWorkers:       opts.Workers,
+		NormalEvents:           opts.NormalEvents,
 		MetricsAddr:            opts.MetricsAddr,
 		HealthAddr:             opts.HealthAddr,
 		PprofAddr:              opts.PprofAddr,

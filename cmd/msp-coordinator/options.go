@@ -27,6 +27,8 @@ type options struct {
 	PprofAddr        string
 	LeaderElect      bool
 	QPS              float32
+	Workers          int
+	NormalEvents     bool
 	Burst            int
 
 	RuntimeManager    bool
@@ -49,6 +51,7 @@ func defaultOptions() *options {
 		MetricsAddr:       "127.0.0.1:8090",
 		HealthAddr:        "0",
 		QPS:               500,
+		Workers:           32,
 		ManagerInterval:   2 * time.Second,
 		ScaleDownCooldown: 30 * time.Second,
 		LocalDriver:       "postgres",
@@ -69,6 +72,8 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the /metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Address of Go's /debug/pprof endpoints; empty disables them.")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "Address of /healthz and /readyz; 0 disables them.")
+	fs.IntVar(&o.Workers, "scheduler-workers", o.Workers, "Capabilities of a kind the scheduler works on at once: decisions are made one at a time, their writes overlap.")
+	fs.BoolVar(&o.NormalEvents, "normal-events", o.NormalEvents, "Record a Normal \"Scheduled\" event for every assignment (the Scheduled condition says the same; each event is one more write to kcp). FailedScheduling warnings are always recorded.")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Requests per second to kcp, per workspace client.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of requests to kcp, per workspace client.")
 	fs.BoolVar(&o.RuntimeManager, "runtime-manager", o.RuntimeManager, "Order runtimes from the provider's ServiceRuntimeClasses when none fits, and remove empty ones after their grace period.")
@@ -89,6 +94,9 @@ func (o *options) Validate() error {
 	}
 	if o.QPS <= 0 || o.Burst <= 0 {
 		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if o.Workers < 1 {
+		errs = append(errs, errors.New("--scheduler-workers must be at least 1"))
 	}
 	if o.HeartbeatTimeout <= 0 {
 		errs = append(errs, errors.New("--heartbeat-timeout must be positive"))

@@ -97,6 +97,7 @@ func run(ctx context.Context, opts *options, log logr.Logger) error {
 		HeartbeatInterval: opts.HeartbeatInterval,
 		Resync:            opts.Resync,
 		Workers:           opts.Workers,
+		NormalEvents:      opts.NormalEvents,
 		DebugAddr:         opts.DebugAddr,
 		Log:               log,
 	})

@@ -37,6 +37,7 @@ type options struct {
 	HeartbeatInterval time.Duration
 	Resync            time.Duration
 	Workers           int
+	NormalEvents      bool
 	DebugAddr         string
 	QPS               float32
 	Burst             int
@@ -51,7 +52,7 @@ func defaultOptions() *options {
 		Driver:            "test",
 		HeartbeatInterval: 10 * time.Second,
 		Resync:            time.Minute,
-		Workers:           4,
+		Workers:           16,
 		QPS:               100,
 		Burst:             200,
 	}
@@ -80,6 +81,7 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "How often the runtime's heartbeat is written when nothing changes.")
 	fs.DurationVar(&o.Resync, "resync-interval", o.Resync, "How often a capability that is in line is observed again, to find drift and outages.")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Capabilities reconciled in parallel.")
+	fs.BoolVar(&o.NormalEvents, "normal-events", o.NormalEvents, "Record Normal events (Created, Updated, Deleted, Orphaned) on the capabilities; the conditions say the same, and each event is one more write to kcp. Warnings are always recorded.")
 	fs.StringVar(&o.DebugAddr, "debug-bind-address", o.DebugAddr, "Address of /capabilities (what the servicelet's cache holds) and /healthz; empty disables it.")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Requests per second to kcp.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of requests to kcp.")

@@ -51,6 +51,11 @@ type Options struct {
 	HeartbeatTimeout time.Duration
 	// ScoreWeights override the default score weights, per plugin name.
 	ScoreWeights map[string]int64
+	// SchedulerWorkers is how many capabilities of a kind the scheduler works on at
+	// once (decisions stay one at a time; the writes overlap). Defaults to 32.
+	SchedulerWorkers int
+	// NormalEvents records a Normal event for every assignment (see scheduler.Options).
+	NormalEvents bool
 	// MetricsAddr serves /metrics; "0" disables it. Defaults to 127.0.0.1:0.
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz; "0" disables it. Defaults to "0".
@@ -169,7 +174,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("failed to set up the heartbeat monitor: %w", err)
 		}
 	}
-	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes})
+	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents})
 	if err != nil {
 		return err
 	}

@@ -331,6 +331,9 @@ func (s *Server) RESTConfig() (*rest.Config, error) {
 	return clientcmd.BuildConfigFromFlags("", s.KubeconfigPath())
 }
 
+// Pid is kcp's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Done is closed when kcp has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
 

@@ -56,9 +56,12 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	log := log.FromContext(ctx).WithValues("cluster", req.ClusterName, "capability", req.NamespacedName.String())
 	ctx = logIntoContext(ctx, log)
 
+	// The cache, not the server: a read through the virtual workspace costs kcp an
+	// authorization round of its own, and a stale copy is harmless (the assignment is
+	// guarded by the resourceVersion it was decided on).
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(r.kind.GVK)
-	if err := cl.GetClient().Get(ctx, req.NamespacedName, u); err != nil {
+	if err := cl.GetCache().Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.waiting.remove(key)
 			s.written.Delete(key)
@@ -198,7 +201,9 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 	s.waiting.remove(key)
 
 	msg := fmt.Sprintf("assigned to runtime %s in region %s (%d/%d runtimes fit)", chosen.Name, chosen.Spec.Location.Region, res.Feasible, res.Evaluated)
-	w.recorder.Event(w.obj, corev1.EventTypeNormal, EventScheduled, msg)
+	if s.opts.NormalEvents {
+		w.recorder.Event(w.obj, corev1.EventTypeNormal, EventScheduled, msg)
+	}
 	if err := w.status(ctx, metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, msg, &chosen.Spec.Location, report); err != nil {
 		// The assignment stands; the next reconcile completes the status.
 		return reconcile.Result{}, err

@@ -63,6 +63,8 @@ type Reconciler struct {
 	Resync time.Duration
 	// Log is the logger.
 	Log logr.Logger
+	// NormalEvents records Normal events; warnings are always recorded.
+	NormalEvents bool
 
 	mu    sync.Mutex
 	usage map[Key]corev1.ResourceList
@@ -116,6 +118,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 	if obj.GetDeletionTimestamp() != nil {
 		return r.finalize(ctx, log, c, w)
 	}
+	if !w.hasFinalizer() && !meta.IsStatusConditionTrue(doc.Status.Conditions, platformv1alpha1.ConditionScheduled) {
+		// The scheduler writes the assignment, then its Scheduled condition; starting
+		// before the second write would only race it (a conflict and a retry through
+		// the virtual workspace). Its status write brings the capability back here.
+		return Result{}, nil
+	}
 	if err := w.ensureFinalizer(ctx); err != nil {
 		return Result{}, err
 	}
@@ -137,12 +145,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		}
 		log.Info("created")
 		w.event(ctx, corev1.EventTypeNormal, EventCreated, "created on runtime "+r.Runtime)
-		if err := w.secret(ctx, fieldManagerCreated, details); err != nil {
+		// Look again at once: most drivers create synchronously, and then the Secret
+		// and the status are written once (not once for "creating", once for "ready").
+		after, err := r.Driver.Observe(ctx, c)
+		if err != nil || !after.Exists {
+			if err := w.secret(ctx, fieldManagerCreated, details); err != nil {
+				return Result{}, err
+			}
+			return Result{RequeueAfter: notReadyRetry}, w.status(ctx,
+				ready(metav1.ConditionFalse, platformv1alpha1.ReasonCreating, "being created on runtime "+r.Runtime),
+				synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), w.secretName())
+		}
+		// The creation's manager writes what was observed too; the observing manager
+		// takes those keys over only when they change.
+		all := ConnectionDetails{}
+		maps.Copy(all, details)
+		maps.Copy(all, after.ConnectionDetails)
+		if err := w.secret(ctx, fieldManagerCreated, all); err != nil {
 			return Result{}, err
 		}
-		return Result{RequeueAfter: notReadyRetry}, w.status(ctx,
-			ready(metav1.ConditionFalse, platformv1alpha1.ReasonCreating, "being created on runtime "+r.Runtime),
-			synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), w.secretName())
+		if len(after.ConnectionDetails) > 0 {
+			w.remember(FieldManager, fingerprint(after.ConnectionDetails))
+		}
+		obs = after
 	case !obs.UpToDate && full:
 		if err := r.Driver.Update(ctx, c); err != nil {
 			return r.failed(ctx, log, w, "update the capability", err)
@@ -313,14 +338,11 @@ func (w *docWriter) secret(ctx context.Context, manager string, details Connecti
 		return nil
 	}
 	data := map[string]any{}
-	keys := make([]string, 0, len(details))
 	for k, v := range details {
 		data[k] = base64.StdEncoding.EncodeToString(v)
-		keys = append(keys, k+"="+string(v))
 	}
-	sort.Strings(keys)
-	fingerprint := strings.Join(keys, "\x00")
-	if w.seen(manager, fingerprint) {
+	fp := fingerprint(details)
+	if w.seen(manager, fp) {
 		return nil
 	}
 	s := &unstructured.Unstructured{Object: map[string]any{
@@ -340,8 +362,18 @@ func (w *docWriter) secret(ctx context.Context, manager string, details Connecti
 	if _, err := w.client.Resource(secretsGVR).Namespace(w.obj.GetNamespace()).Apply(ctx, w.secretName(), s, metav1.ApplyOptions{FieldManager: manager, Force: true}); err != nil {
 		return fmt.Errorf("failed to write the connection Secret: %w", err)
 	}
-	w.remember(manager, fingerprint)
+	w.remember(manager, fp)
 	return nil
+}
+
+// fingerprint identifies a set of connection details.
+func fingerprint(details ConnectionDetails) string {
+	keys := make([]string, 0, len(details))
+	for k, v := range details {
+		keys = append(keys, k+"="+string(v))
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, "\x00")
 }
 
 func (w *docWriter) deleteSecret(ctx context.Context) error {
@@ -418,6 +450,9 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 // event records an event on the capability in its workspace. Failing to record one is
 // not worth failing the reconcile for.
 func (w *docWriter) event(ctx context.Context, eventType, reason, msg string) {
+	if eventType == corev1.EventTypeNormal && !w.r.NormalEvents {
+		return
+	}
 	now := metav1.Now()
 	ev := &corev1.Event{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},

@@ -58,8 +58,13 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// Resync is how often a capability in line is observed again. Defaults to 1m.
 	Resync time.Duration
-	// Workers reconcile capabilities in parallel. Defaults to 4.
+	// Workers reconcile capabilities in parallel. Defaults to 16: a reconcile mostly
+	// waits for kcp and the runtime, not for CPU.
 	Workers int
+	// NormalEvents records Normal events (Created, Updated, Deleted, Orphaned) on the
+	// capabilities. Off by default: the conditions say the same, and in kcp each event
+	// is a write through the virtual workspace. Warnings are always recorded.
+	NormalEvents bool
 	// DebugAddr serves /capabilities (what the cache holds, as JSON) and /healthz;
 	// empty disables it.
 	DebugAddr string
@@ -89,7 +94,7 @@ func New(opts Options) (*Servicelet, error) {
 		opts.HeartbeatInterval = 10 * time.Second
 	}
 	if opts.Workers == 0 {
-		opts.Workers = 4
+		opts.Workers = 16
 	}
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
@@ -106,7 +111,7 @@ func New(opts Options) (*Servicelet, error) {
 	)
 	s := &Servicelet{opts: opts, queue: queue, client: c, changed: make(chan struct{}, 1)}
 	s.source = NewSource(opts.Config, opts.EndpointSlice, opts.Runtime, opts.Kinds, queue)
-	s.reconciler = &Reconciler{Runtime: opts.Runtime, Driver: opts.Driver, Source: s.source, Resync: opts.Resync, Log: opts.Log}
+	s.reconciler = &Reconciler{Runtime: opts.Runtime, Driver: opts.Driver, Source: s.source, Resync: opts.Resync, Log: opts.Log, NormalEvents: opts.NormalEvents}
 	return s, nil
 }
 
