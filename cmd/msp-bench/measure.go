@@ -214,6 +214,7 @@ func (w *watcher) timeline(names []string, start time.Time) []point {
 // processes runs msp's components for the bench.
 type processes struct {
 	bin, dir, kubeconfig string
+	pprof                bool
 	mu                   sync.Mutex
 	servicelets          []*proc
 }
@@ -221,6 +222,7 @@ type processes struct {
 type proc struct {
 	cmd     *exec.Cmd
 	metrics string
+	pprof   string
 	done    chan struct{}
 }
 
@@ -281,11 +283,21 @@ func (ps *processes) coordinator() (*proc, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := ps.start(fmt.Sprintf("coordinator-%d", port), "msp-coordinator", "--kubeconfig", ps.kubeconfig, "--metrics-bind-address", addr)
+	args := []string{"msp-coordinator", "--kubeconfig", ps.kubeconfig, "--metrics-bind-address", addr}
+	pprofAddr := ""
+	if ps.pprof {
+		pp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
+		args = append(args, "--pprof-bind-address", pprofAddr)
+	}
+	p, err := ps.start(fmt.Sprintf("coordinator-%d", port), args...)
 	if err != nil {
 		return nil, err
 	}
-	p.metrics = addr
+	p.metrics, p.pprof = addr, pprofAddr
 	ps.mu.Lock()
 	ps.servicelets = append(ps.servicelets, p) // stopped with the rest
 	ps.mu.Unlock()
@@ -429,29 +441,70 @@ func caughtUp(ctx context.Context, p *proc, n int, start time.Time) (float64, fl
 	return 0, 0, fmt.Errorf("the restarted coordinator did not catch up within 10 minutes")
 }
 
-// kcpWrites reads kcp's count of write requests to a resource. /metrics needs the
-// shard admin (the platform token may not read it).
+// kcpWrites reads kcp's count of write requests to a resource.
 func kcpWrites(ctx context.Context, adminKubeconfig string, resource string) (float64, error) {
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: adminKubeconfig},
-		&clientcmd.ConfigOverrides{CurrentContext: "shard-base"}).ClientConfig()
+	m, err := kcpMetrics(ctx, adminKubeconfig)
 	if err != nil {
 		return 0, err
 	}
-	base := kcpconfig.Base(cfg)
-	client, err := rest.HTTPClientFor(base)
+	return writesTo(m, resource), nil
+}
+
+// countedResources are what a capability causes kcp to do: the writes kcp stores for
+// the capability (create, assignment, finalizer, status), its connection Secret and its
+// events (counted at the storage, so a write through the virtual workspace counts once),
+// and the SubjectAccessReviews kcp makes to authorize each request through the virtual
+// workspace.
+var countedResources = []string{"capability", "secret", "event", "subjectaccessreview"}
+
+var storageTypes = map[string]string{
+	"capability": "postgresdatabases.postgres.msp.dev",
+	"secret":     "secrets",
+	"event":      "events",
+}
+
+// kcpWriteCounts reads kcp's counters for each counted resource.
+func kcpWriteCounts(ctx context.Context, adminKubeconfig string) (map[string]float64, error) {
+	m, err := kcpMetrics(ctx, adminKubeconfig)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	m, err := scrape(ctx, client, base.Host+"/metrics")
-	if err != nil {
-		return 0, err
+	out := map[string]float64{}
+	for _, r := range countedResources {
+		if typ, ok := storageTypes[r]; ok {
+			for _, op := range []string{"create", "update", "delete"} {
+				out[r] += sum(m, "etcd_requests_total", `operation="`+op+`"`, `type="`+typ+`"`)
+			}
+			continue
+		}
+		out[r] = sum(m, "apiserver_request_total", `verb="POST"`, `resource="subjectaccessreviews"`)
 	}
+	return out, nil
+}
+
+func writesTo(m map[string]float64, resource string) float64 {
 	w := 0.0
 	for _, verb := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="APPLY"`, `verb="DELETE"`} {
 		w += sum(m, "apiserver_request_total", verb, `resource="`+resource+`"`)
 	}
-	return w, nil
+	return w
+}
+
+// kcpMetrics scrapes kcp's /metrics, which needs the shard admin (the platform token
+// may not read it).
+func kcpMetrics(ctx context.Context, adminKubeconfig string) (map[string]float64, error) {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: adminKubeconfig},
+		&clientcmd.ConfigOverrides{CurrentContext: "shard-base"}).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	base := kcpconfig.Base(cfg)
+	client, err := rest.HTTPClientFor(base)
+	if err != nil {
+		return nil, err
+	}
+	return scrape(ctx, client, base.Host+"/metrics")
 }
 
 func freePort() (int, error) {

@@ -43,7 +43,7 @@ func report(o options, r *results) error {
 	}
 	info := func(name, value string) { fmt.Fprintf(&b, "| %s | %s | | |\n", name, value) }
 	row("assignments/s (burst)", fmt.Sprintf("%.0f", r.BurstPerSec), fmt.Sprintf("≥ %.0f", targetThroughput), r.BurstPerSec >= targetThroughput)
-	info("ceiling: plain client, same 2 writes per assignment", fmt.Sprintf("%.0f/s (creates %.0f/s)", r.CeilingPerSec, r.CeilingCreates))
+	info("ceiling: plain client-go, create + patch + status apply (the writes through the virtual workspace)", fmt.Sprintf("%.0f/s", r.CeilingPerSec))
 	row("ratio to the ceiling", fmt.Sprintf("%.2f", ratio), fmt.Sprintf("≥ %.1f", targetRatio), ratio >= targetRatio)
 	info("create→assigned, burst p50 / p90 / p99", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.BurstAssigned.P50, r.BurstAssigned.P90, r.BurstAssigned.P99))
 	row("create→assigned at churn, p99", fmt.Sprintf("%.0f ms (p50 %.0f, p90 %.0f)", r.ChurnAssigned.P99, r.ChurnAssigned.P50, r.ChurnAssigned.P90), fmt.Sprintf("≤ %.0f ms", targetChurnP99), r.ChurnAssigned.P99 <= targetChurnP99)
@@ -52,7 +52,15 @@ func report(o options, r *results) error {
 	row("coordinator peak RSS", fmt.Sprintf("%.0f MB", r.CoordinatorMB), fmt.Sprintf("≤ %.0f MB", targetCoordinator), r.CoordinatorMB <= targetCoordinator)
 	row("servicelet RSS, idle", fmt.Sprintf("%.0f MB", r.ServiceletIdle), fmt.Sprintf("≤ %.0f MB", targetServicelet), r.ServiceletIdle <= targetServicelet)
 	info("servicelet peak RSS", fmt.Sprintf("%.0f MB with ~%d capabilities", r.ServiceletPeak, r.ServiceletCaps))
-	info("coordinator writes per decision", fmt.Sprintf("%.2f (patch + status + event)", r.WritesPerDec))
+	info("CPU during the burst", r.BurstCPU.String())
+	info("CPU during the churn", r.ChurnCPU.String())
+	if len(r.WritesPerCap) > 0 {
+		w := r.WritesPerCap
+		info("kcp's work per capability, burst (create → Ready)", fmt.Sprintf(
+			"%.1f stored writes (capability %.1f, Secret %.1f, events %.1f), %.1f SubjectAccessReviews",
+			w["capability"]+w["secret"]+w["event"], w["capability"], w["secret"], w["event"], w["subjectaccessreview"]))
+	}
+	info("coordinator writes per decision", fmt.Sprintf("%.2f (the assignment patch and the status apply)", r.WritesPerDec))
 	info("writes per idle runtime-minute", fmt.Sprintf("%.1f", r.IdleWritesMin))
 	row("cold restart: caught up", fmt.Sprintf("%.1f s, %.0f writes", r.RestartSeconds, r.RestartWrites), fmt.Sprintf("≤ %.0f s, no redundant writes", targetRestart), r.RestartSeconds <= targetRestart)
 	table := b.String()

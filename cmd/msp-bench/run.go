@@ -36,25 +36,27 @@ var (
 
 // results are the figures of one run.
 type results struct {
-	Machine        string            `json:"machine"`
-	Params         map[string]string `json:"params"`
-	SetupSeconds   float64           `json:"setupSeconds"`
-	CeilingPerSec  float64           `json:"ceilingAssignmentsPerSecond"`
-	CeilingCreates float64           `json:"ceilingCreatesPerSecond"`
-	BurstPerSec    float64           `json:"burstAssignmentsPerSecond"`
-	BurstAssigned  latencies         `json:"burstCreateToAssigned"`
-	BurstReady     latencies         `json:"burstCreateToReady"`
-	ChurnAssigned  latencies         `json:"churnCreateToAssigned"`
-	ChurnReady     latencies         `json:"churnCreateToReady"`
-	CoordinatorMB  float64           `json:"coordinatorPeakRSSMB"`
-	ServiceletIdle float64           `json:"serviceletIdleRSSMB"`
-	ServiceletPeak float64           `json:"serviceletPeakRSSMB"`
-	ServiceletCaps int               `json:"serviceletPeakCapabilities"`
-	WritesPerDec   float64           `json:"coordinatorWritesPerDecision"`
-	IdleWritesMin  float64           `json:"writesPerIdleRuntimeMinute"`
-	RestartSeconds float64           `json:"coldRestartCatchUpSeconds"`
-	RestartWrites  float64           `json:"coldRestartWrites"`
-	Timeline       []point           `json:"assignedTimeline"`
+	Machine        string             `json:"machine"`
+	Params         map[string]string  `json:"params"`
+	SetupSeconds   float64            `json:"setupSeconds"`
+	CeilingPerSec  float64            `json:"ceilingAssignmentsPerSecond"`
+	BurstPerSec    float64            `json:"burstAssignmentsPerSecond"`
+	BurstAssigned  latencies          `json:"burstCreateToAssigned"`
+	BurstReady     latencies          `json:"burstCreateToReady"`
+	ChurnAssigned  latencies          `json:"churnCreateToAssigned"`
+	ChurnReady     latencies          `json:"churnCreateToReady"`
+	CoordinatorMB  float64            `json:"coordinatorPeakRSSMB"`
+	ServiceletIdle float64            `json:"serviceletIdleRSSMB"`
+	ServiceletPeak float64            `json:"serviceletPeakRSSMB"`
+	ServiceletCaps int                `json:"serviceletPeakCapabilities"`
+	WritesPerDec   float64            `json:"coordinatorWritesPerDecision"`
+	IdleWritesMin  float64            `json:"writesPerIdleRuntimeMinute"`
+	RestartSeconds float64            `json:"coldRestartCatchUpSeconds"`
+	RestartWrites  float64            `json:"coldRestartWrites"`
+	BurstCPU       cpuUse             `json:"burstCPU"`
+	WritesPerCap   map[string]float64 `json:"burstKCPWritesPerCapability"`
+	ChurnCPU       cpuUse             `json:"churnCPU"`
+	Timeline       []point            `json:"assignedTimeline"`
 	burstSamples   []time.Duration
 }
 
@@ -77,7 +79,17 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	start := time.Now()
 	say("starting kcp (data: %s)", dataDir)
-	server, err := launcher.Start(ctx, launcher.Options{Binary: filepath.Join(o.Bin, "kcp"), DataDir: filepath.Join(dataDir, "kcp")})
+	kcpOpts := launcher.Options{Binary: filepath.Join(o.Bin, "kcp"), DataDir: filepath.Join(dataDir, "kcp")}
+	profiles := map[string]string{}
+	if o.Profile > 0 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		kcpOpts.ExtraArgs = []string{fmt.Sprintf("--profiler-address=127.0.0.1:%d", port)}
+		profiles["kcp"] = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	server, err := launcher.Start(ctx, kcpOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -105,13 +117,14 @@ func run(ctx context.Context, o options) (*results, error) {
 	res.SetupSeconds = time.Since(start).Seconds()
 
 	// The ceiling: the same creates and the same two writes per assignment, by a plain
-	// client as fast as kcp takes them, before any msp component runs.
+	// client as fast as kcp takes them, before any msp component runs. Its objects are
+	// deleted again, and the deletions are done before the burst starts.
 	say("measuring the ceiling")
-	if res.CeilingCreates, res.CeilingPerSec, err = ceiling(ctx, cfg, tenants, runtimes, o.Capabilities); err != nil {
+	if res.CeilingPerSec, err = ceiling(ctx, cfg, tenants, runtimes, o.Capabilities); err != nil {
 		return nil, err
 	}
 
-	procs := &processes{bin: o.Bin, dir: dataDir, kubeconfig: server.PlatformKubeconfigPath()}
+	procs := &processes{bin: o.Bin, dir: dataDir, kubeconfig: server.PlatformKubeconfigPath(), pprof: o.Profile > 0}
 	defer procs.stopAll()
 	for _, rt := range runtimes {
 		if err := procs.servicelet(rt); err != nil {
@@ -122,6 +135,10 @@ func run(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
+	if coord.pprof != "" {
+		profiles["coordinator"] = "http://" + coord.pprof
+	}
+	cpu := &cpuMeter{kcpPid: server.Pid(), procs: procs, coord: func() *proc { return coord }}
 	w, err := newWatcher(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -133,7 +150,17 @@ func run(ctx context.Context, o options) (*results, error) {
 	res.ServiceletIdle = procs.maxRSS(false)
 
 	say("burst: %d capabilities", o.Capabilities)
-	burstStart := time.Now()
+	if o.Profile > 0 {
+		if err := os.MkdirAll(o.Out, 0o755); err != nil {
+			return nil, err
+		}
+		captureProfiles(ctx, o.Out, profiles, o.Profile)
+	}
+	writesBefore, err := kcpWriteCounts(ctx, server.KubeconfigPath())
+	if err != nil {
+		return nil, err
+	}
+	burstStart, cpuBefore := time.Now(), cpu.sample()
 	names := createCapabilities(ctx, cfg, tenants, "burst", o.Capabilities, 0, w)
 	if err := w.waitAssigned(ctx, names, 20*time.Minute); err != nil {
 		return nil, err
@@ -143,6 +170,15 @@ func run(ctx context.Context, o options) (*results, error) {
 	if err := w.waitReady(ctx, names, 20*time.Minute); err != nil {
 		return nil, err
 	}
+	res.BurstCPU = cpu.since(cpuBefore, burstStart)
+	writesAfter, err := kcpWriteCounts(ctx, server.KubeconfigPath())
+	if err != nil {
+		return nil, err
+	}
+	res.WritesPerCap = map[string]float64{}
+	for k, v := range writesAfter {
+		res.WritesPerCap[k] = (v - writesBefore[k]) / float64(len(names))
+	}
 	res.BurstAssigned, res.BurstReady = w.latencies(names)
 	res.Timeline = w.timeline(names, burstStart)
 	scheduled, writes := coordinatorWrites(ctx, coord)
@@ -151,10 +187,12 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 
 	say("steady churn: %d/s for %s", o.ChurnRate, o.ChurnFor)
+	churnStart, cpuBefore := time.Now(), cpu.sample()
 	churn := createCapabilities(ctx, cfg, tenants, "churn", o.ChurnRate*int(o.ChurnFor.Seconds()), o.ChurnRate, w)
 	if err := w.waitReady(ctx, churn, 10*time.Minute); err != nil {
 		return nil, err
 	}
+	res.ChurnCPU = cpu.since(cpuBefore, churnStart)
 	res.ChurnAssigned, res.ChurnReady = w.latencies(churn)
 	res.CoordinatorMB = rssMB(coord.cmd.Process.Pid, true)
 	res.ServiceletPeak, res.ServiceletCaps = procs.maxRSS(true), (o.Capabilities+len(churn))/o.Runtimes
@@ -213,7 +251,14 @@ func parallel(n, workers int, fn func(i int) error) error {
 	return first
 }
 
-func createTenants(ctx context.Context, cfg *rest.Config, n int) ([]dynamic.Interface, error) {
+// tenant is one bench workspace: a client for it, and its logical cluster's name (how
+// the provider's virtual workspace addresses it).
+type tenant struct {
+	client  dynamic.Interface
+	cluster string
+}
+
+func createTenants(ctx context.Context, cfg *rest.Config, n int) ([]tenant, error) {
 	parent := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, "root:tenants"))
 	err := parallel(n, 16, func(i int) error {
 		ws := &unstructured.Unstructured{Object: map[string]any{
@@ -227,13 +272,14 @@ func createTenants(ctx context.Context, cfg *rest.Config, n int) ([]dynamic.Inte
 	if err != nil {
 		return nil, fmt.Errorf("failed to create tenant workspaces: %w", err)
 	}
-	clients := make([]dynamic.Interface, n)
+	tenants := make([]tenant, n)
 	err = parallel(n, 16, func(i int) error {
 		name := fmt.Sprintf("bench-%04d", i)
 		for {
 			ws, err := parent.Resource(workspaceGVR).Get(ctx, name, metav1.GetOptions{})
 			if err == nil {
 				if phase, _, _ := unstructured.NestedString(ws.Object, "status", "phase"); phase == "Ready" {
+					tenants[i].cluster, _, _ = unstructured.NestedString(ws.Object, "spec", "cluster")
 					break
 				}
 			}
@@ -254,10 +300,10 @@ func createTenants(ctx context.Context, cfg *rest.Config, n int) ([]dynamic.Inte
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		clients[i] = c
+		tenants[i].client = c
 		return nil
 	})
-	return clients, err
+	return tenants, err
 }
 
 func createRuntimes(ctx context.Context, cfg *rest.Config, n int, capacity int64) ([]string, error) {
@@ -290,24 +336,35 @@ func newCapability(name string) *unstructured.Unstructured {
 	}}
 }
 
-// ceiling creates n capabilities and writes an assignment for each (the merge patch with
-// the runtime and its label, then the status apply of the Scheduled condition), as fast
-// as kcp accepts; it returns creates/s and assignments/s, and deletes them again.
-func ceiling(ctx context.Context, cfg *rest.Config, tenants []dynamic.Interface, runtimes []string, n int) (float64, float64, error) {
-	start := time.Now()
-	err := parallel(n, 32, func(i int) error {
-		_, err := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(fmt.Sprintf("ceiling-%05d", i)), metav1.CreateOptions{})
-		return err
-	})
+// ceiling does, for n capabilities, what a tenant and the scheduler do together: the
+// create in the tenant's workspace, then through the export's virtual workspace the
+// merge patch with the runtime and its label and the status apply of the Scheduled
+// condition, one capability after the other on each of 32 workers (msp's
+// scheduler works on 32 at once), as fast as kcp accepts. It returns the capabilities
+// per second, and deletes them again.
+func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes []string, n int) (float64, error) {
+	url, err := endpointURL(ctx, cfg)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	creates := float64(n) / time.Since(start).Seconds()
-	start = time.Now()
+	// The scheduler writes through the export's virtual workspace; so does the ceiling.
+	vw := make([]dynamic.Interface, len(tenants))
+	for i, t := range tenants {
+		c := rest.CopyConfig(cfg)
+		c.Host = url + "/clusters/" + t.cluster
+		if vw[i], err = dynamic.NewForConfig(c); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
 	err = parallel(n, 32, func(i int) error {
-		c := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default")
 		name, rt := fmt.Sprintf("ceiling-%05d", i), runtimes[i%len(runtimes)]
-		patch := fmt.Sprintf(`{"metadata":{"labels":{"platform.msp.dev/runtime":%q}},"spec":{"runtimeName":%q}}`, rt, rt)
+		obj, err := tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(name), metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		c := vw[i%len(tenants)].Resource(pgdbGVR).Namespace("default")
+		patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"labels":{"platform.msp.dev/runtime":%q}},"spec":{"runtimeName":%q}}`, obj.GetResourceVersion(), rt, rt)
 		if _, err := c.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			return err
 		}
@@ -319,22 +376,22 @@ func ceiling(ctx context.Context, cfg *rest.Config, tenants []dynamic.Interface,
 				"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
 			}}},
 		}}
-		_, err := c.ApplyStatus(ctx, name, st, metav1.ApplyOptions{FieldManager: "bench-ceiling", Force: true})
+		_, err = c.ApplyStatus(ctx, name, st, metav1.ApplyOptions{FieldManager: "bench-ceiling", Force: true})
 		return err
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	assignments := float64(n) / time.Since(start).Seconds()
+	perSec := float64(n) / time.Since(start).Seconds()
 	err = parallel(n, 32, func(i int) error {
-		return tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Delete(ctx, fmt.Sprintf("ceiling-%05d", i), metav1.DeleteOptions{})
+		return tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Delete(ctx, fmt.Sprintf("ceiling-%05d", i), metav1.DeleteOptions{})
 	})
-	return creates, assignments, err
+	return perSec, err
 }
 
 // createCapabilities creates n capabilities named prefix-i across the tenants, at rate
 // per second (0: as fast as possible), and records their creation in w.
-func createCapabilities(ctx context.Context, cfg *rest.Config, tenants []dynamic.Interface, prefix string, n, rate int, w *watcher) []string {
+func createCapabilities(ctx context.Context, cfg *rest.Config, tenants []tenant, prefix string, n, rate int, w *watcher) []string {
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s-%05d", prefix, i)
@@ -342,7 +399,7 @@ func createCapabilities(ctx context.Context, cfg *rest.Config, tenants []dynamic
 	if rate == 0 {
 		_ = parallel(n, 32, func(i int) error {
 			w.created(names[i])
-			_, err := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{})
+			_, err := tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{})
 			if err != nil {
 				say("create %s: %v", names[i], err)
 			}
@@ -359,7 +416,7 @@ func createCapabilities(ctx context.Context, cfg *rest.Config, tenants []dynamic
 		go func() {
 			defer wg.Done()
 			w.created(names[i])
-			if _, err := tenants[i%len(tenants)].Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{}); err != nil {
+			if _, err := tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{}); err != nil {
 				say("create %s: %v", names[i], err)
 			}
 		}()
