@@ -23,7 +23,8 @@ import (
 
 type options struct {
 	Workspaces, Runtimes, Capabilities int
-	ChurnRate                          int
+	ChurnRate, LowChurnRate            int
+	ServiceletLoad                     int
 	ChurnFor                           time.Duration
 	IdleFor                            time.Duration
 	Out                                string
@@ -33,14 +34,16 @@ type options struct {
 }
 
 func main() {
-	o := options{Workspaces: 1000, Runtimes: 100, Capabilities: 10000, ChurnRate: 20, ChurnFor: time.Minute, IdleFor: time.Minute, Out: "_bench"}
+	o := options{Workspaces: 1000, Runtimes: 100, Capabilities: 10000, ChurnRate: 20, LowChurnRate: 5, ServiceletLoad: 1000, ChurnFor: time.Minute, IdleFor: time.Minute, Out: "_bench"}
 	quick := false
 	fs := pflag.CommandLine
 	fs.IntVar(&o.Workspaces, "workspaces", o.Workspaces, "W: tenant workspaces bound to the export.")
 	fs.IntVar(&o.Runtimes, "runtimes", o.Runtimes, "R: ServiceRuntimes, each with its servicelet on the test driver.")
 	fs.IntVar(&o.Capabilities, "capabilities", o.Capabilities, "C: capabilities in the burst.")
 	fs.IntVar(&o.ChurnRate, "churn-rate", o.ChurnRate, "Capabilities created per second in the steady phase.")
-	fs.DurationVar(&o.ChurnFor, "churn-for", o.ChurnFor, "Length of the steady phase.")
+	fs.IntVar(&o.LowChurnRate, "low-churn-rate", o.LowChurnRate, "Capabilities created per second in a second steady phase, one this kcp can sustain; 0 skips it.")
+	fs.IntVar(&o.ServiceletLoad, "servicelet-load", o.ServiceletLoad, "Capabilities placed on one more runtime to measure its servicelet's memory; 0 skips it.")
+	fs.DurationVar(&o.ChurnFor, "churn-for", o.ChurnFor, "Length of each steady phase.")
 	fs.DurationVar(&o.IdleFor, "idle-for", o.IdleFor, "Length of the idle window that counts the runtimes' writes.")
 	fs.StringVar(&o.Out, "out", o.Out, "Folder for results.md, results.json and latency.svg.")
 	fs.StringVar(&o.Bin, "bin", o.Bin, "Folder with kcp and msp's binaries (default: next to msp-bench).")
@@ -58,7 +61,7 @@ func main() {
 		}
 		o.Bin = filepath.Dir(exe)
 	}
-	if o.Workspaces < 1 || o.Runtimes < 1 || o.Capabilities < 1 || o.ChurnRate < 1 {
+	if o.Workspaces < 1 || o.Runtimes < 1 || o.Capabilities < 1 || o.ChurnRate < 1 || o.LowChurnRate < 0 || o.ServiceletLoad < 0 {
 		fail(fmt.Errorf("--workspaces, --runtimes, --capabilities and --churn-rate must be positive"))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

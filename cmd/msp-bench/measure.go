@@ -265,16 +265,16 @@ func (ps *processes) start(name string, args ...string) (*proc, error) {
 	return p, nil
 }
 
-func (ps *processes) servicelet(runtime string) error {
+func (ps *processes) servicelet(runtime string) (*proc, error) {
 	p, err := ps.start("servicelet-"+runtime, "msp-servicelet", "--kubeconfig", ps.kubeconfig, "--runtime", runtime,
 		"--driver", "test", "--state-dir", filepath.Join(ps.dir, "runtimes", runtime))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ps.mu.Lock()
 	ps.servicelets = append(ps.servicelets, p)
 	ps.mu.Unlock()
-	return nil
+	return p, nil
 }
 
 func (ps *processes) coordinator() (*proc, error) {
@@ -441,13 +441,21 @@ func caughtUp(ctx context.Context, p *proc, n int, start time.Time) (float64, fl
 	return 0, 0, fmt.Errorf("the restarted coordinator did not catch up within 10 minutes")
 }
 
-// kcpWrites reads kcp's count of write requests to a resource.
-func kcpWrites(ctx context.Context, adminKubeconfig string, resource string) (float64, error) {
+// storedWrites reads how many writes kcp stored for a type (resource.group).
+func storedWrites(ctx context.Context, adminKubeconfig string, typ string) (float64, error) {
 	m, err := kcpMetrics(ctx, adminKubeconfig)
 	if err != nil {
 		return 0, err
 	}
-	return writesTo(m, resource), nil
+	return stored(m, typ), nil
+}
+
+func stored(m map[string]float64, typ string) float64 {
+	n := 0.0
+	for _, op := range []string{"create", "update", "delete"} {
+		n += sum(m, "etcd_requests_total", `operation="`+op+`"`, `type="`+typ+`"`)
+	}
+	return n
 }
 
 // countedResources are what a capability causes kcp to do: the writes kcp stores for
@@ -472,22 +480,12 @@ func kcpWriteCounts(ctx context.Context, adminKubeconfig string) (map[string]flo
 	out := map[string]float64{}
 	for _, r := range countedResources {
 		if typ, ok := storageTypes[r]; ok {
-			for _, op := range []string{"create", "update", "delete"} {
-				out[r] += sum(m, "etcd_requests_total", `operation="`+op+`"`, `type="`+typ+`"`)
-			}
+			out[r] = stored(m, typ)
 			continue
 		}
 		out[r] = sum(m, "apiserver_request_total", `verb="POST"`, `resource="subjectaccessreviews"`)
 	}
 	return out, nil
-}
-
-func writesTo(m map[string]float64, resource string) float64 {
-	w := 0.0
-	for _, verb := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="APPLY"`, `verb="DELETE"`} {
-		w += sum(m, "apiserver_request_total", verb, `resource="`+resource+`"`)
-	}
-	return w
 }
 
 // kcpMetrics scrapes kcp's /metrics, which needs the shard admin (the platform token

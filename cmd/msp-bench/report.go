@@ -43,15 +43,25 @@ func report(o options, r *results) error {
 	}
 	info := func(name, value string) { fmt.Fprintf(&b, "| %s | %s | | |\n", name, value) }
 	row("assignments/s (burst)", fmt.Sprintf("%.0f", r.BurstPerSec), fmt.Sprintf("≥ %.0f", targetThroughput), r.BurstPerSec >= targetThroughput)
-	info("ceiling: plain client-go, create + patch + status apply (the writes through the virtual workspace)", fmt.Sprintf("%.0f/s", r.CeilingPerSec))
+	info("ceiling: plain client-go, create + the scheduler's 2 writes through the virtual workspace", fmt.Sprintf("%.0f/s (%d capabilities, 32 in flight)", r.CeilingPerSec, r.CeilingSample))
 	row("ratio to the ceiling", fmt.Sprintf("%.2f", ratio), fmt.Sprintf("≥ %.1f", targetRatio), ratio >= targetRatio)
+	if r.LifecyclePerSec > 0 {
+		info("capabilities Ready/s (burst)", fmt.Sprintf("%.1f", r.BurstReadyPerSec))
+		info("ceiling: plain client-go, create + the scheduler's and the servicelet's 5 writes", fmt.Sprintf("%.0f/s; ratio %.2f", r.LifecyclePerSec, r.BurstReadyPerSec/r.LifecyclePerSec))
+	}
 	info("create→assigned, burst p50 / p90 / p99", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.BurstAssigned.P50, r.BurstAssigned.P90, r.BurstAssigned.P99))
 	row("create→assigned at churn, p99", fmt.Sprintf("%.0f ms (p50 %.0f, p90 %.0f)", r.ChurnAssigned.P99, r.ChurnAssigned.P50, r.ChurnAssigned.P90), fmt.Sprintf("≤ %.0f ms", targetChurnP99), r.ChurnAssigned.P99 <= targetChurnP99)
 	row("create→Ready at churn, p99", fmt.Sprintf("%.0f ms (p50 %.0f)", r.ChurnReady.P99, r.ChurnReady.P50), fmt.Sprintf("≤ %.0f ms", targetReadyP99), r.ChurnReady.P99 <= targetReadyP99)
+	if r.LowReady.N > 0 {
+		info(fmt.Sprintf("create→assigned / create→Ready at %s, p99", r.Params["lowChurn"]), fmt.Sprintf("%.0f ms (p50 %.0f) / %.0f ms (p50 %.0f)", r.LowAssigned.P99, r.LowAssigned.P50, r.LowReady.P99, r.LowReady.P50))
+	}
 	info("create→Ready, burst p50 / p99", fmt.Sprintf("%.0f / %.0f ms", r.BurstReady.P50, r.BurstReady.P99))
 	row("coordinator peak RSS", fmt.Sprintf("%.0f MB", r.CoordinatorMB), fmt.Sprintf("≤ %.0f MB", targetCoordinator), r.CoordinatorMB <= targetCoordinator)
 	row("servicelet RSS, idle", fmt.Sprintf("%.0f MB", r.ServiceletIdle), fmt.Sprintf("≤ %.0f MB", targetServicelet), r.ServiceletIdle <= targetServicelet)
 	info("servicelet peak RSS", fmt.Sprintf("%.0f MB with ~%d capabilities", r.ServiceletPeak, r.ServiceletCaps))
+	if r.LoadCaps > 0 {
+		info("servicelet peak RSS, one runtime", fmt.Sprintf("%.0f MB with %d capabilities", r.LoadRSS, r.LoadCaps))
+	}
 	info("CPU during the burst", r.BurstCPU.String())
 	info("CPU during the churn", r.ChurnCPU.String())
 	if len(r.WritesPerCap) > 0 {
@@ -61,7 +71,7 @@ func report(o options, r *results) error {
 			w["capability"]+w["secret"]+w["event"], w["capability"], w["secret"], w["event"], w["subjectaccessreview"]))
 	}
 	info("coordinator writes per decision", fmt.Sprintf("%.2f (the assignment patch and the status apply)", r.WritesPerDec))
-	info("writes per idle runtime-minute", fmt.Sprintf("%.1f", r.IdleWritesMin))
+	info("stored writes per idle runtime-minute (the twin's heartbeat)", fmt.Sprintf("%.1f", r.IdleWritesMin))
 	row("cold restart: caught up", fmt.Sprintf("%.1f s, %.0f writes", r.RestartSeconds, r.RestartWrites), fmt.Sprintf("≤ %.0f s, no redundant writes", targetRestart), r.RestartSeconds <= targetRestart)
 	table := b.String()
 	fmt.Println()

@@ -32,32 +32,40 @@ var (
 	pgdbGVR      = schema.GroupVersionResource{Group: "postgres.msp.dev", Version: "v1alpha1", Resource: "postgresdatabases"}
 	workspaceGVR = schema.GroupVersionResource{Group: "tenancy.kcp.io", Version: "v1alpha1", Resource: "workspaces"}
 	runtimeGVR   = schema.GroupVersionResource{Group: "platform.msp.dev", Version: "v1alpha1", Resource: "serviceruntimes"}
+	secretGVR    = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 )
 
 // results are the figures of one run.
 type results struct {
-	Machine        string             `json:"machine"`
-	Params         map[string]string  `json:"params"`
-	SetupSeconds   float64            `json:"setupSeconds"`
-	CeilingPerSec  float64            `json:"ceilingAssignmentsPerSecond"`
-	BurstPerSec    float64            `json:"burstAssignmentsPerSecond"`
-	BurstAssigned  latencies          `json:"burstCreateToAssigned"`
-	BurstReady     latencies          `json:"burstCreateToReady"`
-	ChurnAssigned  latencies          `json:"churnCreateToAssigned"`
-	ChurnReady     latencies          `json:"churnCreateToReady"`
-	CoordinatorMB  float64            `json:"coordinatorPeakRSSMB"`
-	ServiceletIdle float64            `json:"serviceletIdleRSSMB"`
-	ServiceletPeak float64            `json:"serviceletPeakRSSMB"`
-	ServiceletCaps int                `json:"serviceletPeakCapabilities"`
-	WritesPerDec   float64            `json:"coordinatorWritesPerDecision"`
-	IdleWritesMin  float64            `json:"writesPerIdleRuntimeMinute"`
-	RestartSeconds float64            `json:"coldRestartCatchUpSeconds"`
-	RestartWrites  float64            `json:"coldRestartWrites"`
-	BurstCPU       cpuUse             `json:"burstCPU"`
-	WritesPerCap   map[string]float64 `json:"burstKCPWritesPerCapability"`
-	ChurnCPU       cpuUse             `json:"churnCPU"`
-	Timeline       []point            `json:"assignedTimeline"`
-	burstSamples   []time.Duration
+	Machine          string             `json:"machine"`
+	Params           map[string]string  `json:"params"`
+	SetupSeconds     float64            `json:"setupSeconds"`
+	CeilingPerSec    float64            `json:"ceilingAssignmentsPerSecond"`
+	LifecyclePerSec  float64            `json:"ceilingLifecyclePerSecond"`
+	CeilingSample    int                `json:"ceilingSample"`
+	BurstReadyPerSec float64            `json:"burstReadyPerSecond"`
+	BurstPerSec      float64            `json:"burstAssignmentsPerSecond"`
+	BurstAssigned    latencies          `json:"burstCreateToAssigned"`
+	BurstReady       latencies          `json:"burstCreateToReady"`
+	ChurnAssigned    latencies          `json:"churnCreateToAssigned"`
+	ChurnReady       latencies          `json:"churnCreateToReady"`
+	CoordinatorMB    float64            `json:"coordinatorPeakRSSMB"`
+	ServiceletIdle   float64            `json:"serviceletIdleRSSMB"`
+	ServiceletPeak   float64            `json:"serviceletPeakRSSMB"`
+	ServiceletCaps   int                `json:"serviceletPeakCapabilities"`
+	WritesPerDec     float64            `json:"coordinatorWritesPerDecision"`
+	IdleWritesMin    float64            `json:"writesPerIdleRuntimeMinute"`
+	RestartSeconds   float64            `json:"coldRestartCatchUpSeconds"`
+	RestartWrites    float64            `json:"coldRestartWrites"`
+	BurstCPU         cpuUse             `json:"burstCPU"`
+	WritesPerCap     map[string]float64 `json:"burstKCPWritesPerCapability"`
+	ChurnCPU         cpuUse             `json:"churnCPU"`
+	LowAssigned      latencies          `json:"lowChurnCreateToAssigned"`
+	LowReady         latencies          `json:"lowChurnCreateToReady"`
+	LoadCaps         int                `json:"serviceletLoadCapabilities"`
+	LoadRSS          float64            `json:"serviceletLoadPeakRSSMB"`
+	Timeline         []point            `json:"assignedTimeline"`
+	burstSamples     []time.Duration
 }
 
 type point struct {
@@ -68,7 +76,7 @@ type point struct {
 func run(ctx context.Context, o options) (*results, error) {
 	res := &results{Machine: machine(), Params: map[string]string{
 		"W": fmt.Sprint(o.Workspaces), "R": fmt.Sprint(o.Runtimes), "C": fmt.Sprint(o.Capabilities),
-		"churn": fmt.Sprintf("%d/s for %s", o.ChurnRate, o.ChurnFor),
+		"churn": fmt.Sprintf("%d/s for %s", o.ChurnRate, o.ChurnFor), "lowChurn": fmt.Sprintf("%d/s for %s", o.LowChurnRate, o.ChurnFor),
 	}}
 	dataDir, err := os.MkdirTemp("", "msp-bench-")
 	if err != nil {
@@ -108,7 +116,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	capacity := int64(float64(o.Capabilities+o.ChurnRate*int(o.ChurnFor.Seconds()))*1.2)/int64(o.Runtimes) + 1
+	capacity := int64(float64(o.Capabilities+(o.ChurnRate+o.LowChurnRate)*int(o.ChurnFor.Seconds()))*1.2)/int64(o.Runtimes) + 1
 	say("registering %d runtimes with capacity %d each", o.Runtimes, capacity)
 	runtimes, err := createRuntimes(ctx, cfg, o.Runtimes, capacity)
 	if err != nil {
@@ -119,15 +127,21 @@ func run(ctx context.Context, o options) (*results, error) {
 	// The ceiling: the same creates and the same two writes per assignment, by a plain
 	// client as fast as kcp takes them, before any msp component runs. Its objects are
 	// deleted again, and the deletions are done before the burst starts.
-	say("measuring the ceiling")
-	if res.CeilingPerSec, err = ceiling(ctx, cfg, tenants, runtimes, o.Capabilities); err != nil {
+	// A rate needs no more than a few thousand samples.
+	res.CeilingSample = min(o.Capabilities, 2000)
+	say("measuring the ceiling on %d capabilities: the scheduler's writes", res.CeilingSample)
+	if res.CeilingPerSec, err = ceiling(ctx, cfg, tenants, runtimes, res.CeilingSample, false); err != nil {
+		return nil, err
+	}
+	say("measuring the ceiling on %d capabilities: the scheduler's and the servicelet's writes", res.CeilingSample)
+	if res.LifecyclePerSec, err = ceiling(ctx, cfg, tenants, runtimes, res.CeilingSample, true); err != nil {
 		return nil, err
 	}
 
 	procs := &processes{bin: o.Bin, dir: dataDir, kubeconfig: server.PlatformKubeconfigPath(), pprof: o.Profile > 0}
 	defer procs.stopAll()
 	for _, rt := range runtimes {
-		if err := procs.servicelet(rt); err != nil {
+		if _, err := procs.servicelet(rt); err != nil {
 			return nil, err
 		}
 	}
@@ -170,6 +184,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	if err := w.waitReady(ctx, names, 20*time.Minute); err != nil {
 		return nil, err
 	}
+	res.BurstReadyPerSec = float64(len(names)) / time.Since(burstStart).Seconds()
 	res.BurstCPU = cpu.since(cpuBefore, burstStart)
 	writesAfter, err := kcpWriteCounts(ctx, server.KubeconfigPath())
 	if err != nil {
@@ -195,19 +210,39 @@ func run(ctx context.Context, o options) (*results, error) {
 	res.ChurnCPU = cpu.since(cpuBefore, churnStart)
 	res.ChurnAssigned, res.ChurnReady = w.latencies(churn)
 	res.CoordinatorMB = rssMB(coord.cmd.Process.Pid, true)
+	if o.LowChurnRate > 0 {
+		say("steady churn: %d/s for %s", o.LowChurnRate, o.ChurnFor)
+		low := createCapabilities(ctx, cfg, tenants, "low", o.LowChurnRate*int(o.ChurnFor.Seconds()), o.LowChurnRate, w)
+		if err := w.waitReady(ctx, low, 10*time.Minute); err != nil {
+			return nil, err
+		}
+		res.LowAssigned, res.LowReady = w.latencies(low)
+		churn = append(churn, low...)
+	}
 	res.ServiceletPeak, res.ServiceletCaps = procs.maxRSS(true), (o.Capabilities+len(churn))/o.Runtimes
 
+	if o.ServiceletLoad > 0 {
+		say("one more runtime and its servicelet with %d capabilities", o.ServiceletLoad)
+		p, err := loadServicelet(ctx, cfg, procs, tenants, o.ServiceletLoad, w)
+		if err != nil {
+			return nil, err
+		}
+		res.LoadCaps, res.LoadRSS = o.ServiceletLoad, rssMB(p.cmd.Process.Pid, true)
+		runtimes = append(runtimes, loadRuntime)
+		churn = append(churn, make([]string, o.ServiceletLoad)...) // counted in the restart
+	}
+
 	say("idle: counting the runtimes' writes for %s", o.IdleFor)
-	before, err := kcpWrites(ctx, server.KubeconfigPath(), "serviceruntimes")
+	before, err := storedWrites(ctx, server.KubeconfigPath(), "serviceruntimes.platform.msp.dev")
 	if err != nil {
 		return nil, err
 	}
 	time.Sleep(o.IdleFor)
-	after, err := kcpWrites(ctx, server.KubeconfigPath(), "serviceruntimes")
+	after, err := storedWrites(ctx, server.KubeconfigPath(), "serviceruntimes.platform.msp.dev")
 	if err != nil {
 		return nil, err
 	}
-	res.IdleWritesMin = (after - before) / float64(o.Runtimes) / o.IdleFor.Minutes()
+	res.IdleWritesMin = (after - before) / float64(len(runtimes)) / o.IdleFor.Minutes()
 
 	say("cold restart of the coordinator with %d capabilities placed", len(names)+len(churn))
 	coord.kill()
@@ -260,21 +295,25 @@ type tenant struct {
 
 func createTenants(ctx context.Context, cfg *rest.Config, n int) ([]tenant, error) {
 	parent := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, "root:tenants"))
+	tenants := make([]tenant, n)
+	var done atomic.Int64
+	// Each worker creates one workspace and waits for it before the next: with a
+	// thousand created at once, kcp's controllers spend their time on conflicts.
 	err := parallel(n, 16, func(i int) error {
+		name := fmt.Sprintf("bench-%04d", i)
 		ws := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
-			"metadata": map[string]any{"name": fmt.Sprintf("bench-%04d", i)},
+			"metadata": map[string]any{"name": name},
 			"spec":     map[string]any{"type": map[string]any{"name": "tenant", "path": "root:platform"}},
 		}}
-		_, err := parent.Resource(workspaceGVR).Create(ctx, ws, metav1.CreateOptions{})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failed to create tenant workspaces: %w", err)
-	}
-	tenants := make([]tenant, n)
-	err = parallel(n, 16, func(i int) error {
-		name := fmt.Sprintf("bench-%04d", i)
+		if _, err := parent.Resource(workspaceGVR).Create(ctx, ws, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("failed to create tenant workspace %s: %w", name, err)
+		}
+		defer func() {
+			if d := done.Add(1); d%100 == 0 {
+				say("%d/%d tenant workspaces ready", d, n)
+			}
+		}()
 		for {
 			ws, err := parent.Resource(workspaceGVR).Get(ctx, name, metav1.GetOptions{})
 			if err == nil {
@@ -328,6 +367,47 @@ func createRuntimes(ctx context.Context, cfg *rest.Config, n int, capacity int64
 	return names, err
 }
 
+// loadRuntime is the runtime that measures a servicelet's memory with many capabilities.
+const loadRuntime = "rt-load"
+
+// loadServicelet registers loadRuntime with its servicelet and places n capabilities on
+// it (named by the tenants, so the scheduler only checks and labels them), and returns
+// the servicelet once they are all Ready.
+func loadServicelet(ctx context.Context, cfg *rest.Config, procs *processes, tenants []tenant, n int, w *watcher) (*proc, error) {
+	c := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, provider))
+	rt := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "platform.msp.dev/v1alpha1", "kind": "ServiceRuntime",
+		"metadata": map[string]any{"name": loadRuntime},
+		"spec": map[string]any{
+			"location":     map[string]any{"region": "eu-de", "country": "DE", "zone": "eu-de-load"},
+			"capabilities": []any{map[string]any{"group": "postgres.msp.dev", "kind": "PostgresDatabase"}},
+			"capacity":     map[string]any{"capabilities": fmt.Sprint(n)},
+		},
+	}}
+	if _, err := c.Resource(runtimeGVR).Create(ctx, rt, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	p, err := procs.servicelet(loadRuntime)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("load-%05d", i)
+	}
+	err = parallel(n, 32, func(i int) error {
+		obj := newCapability(names[i])
+		obj.Object["spec"].(map[string]any)["runtimeName"] = loadRuntime
+		w.created(names[i])
+		_, err := tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Create(ctx, obj, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, w.waitReady(ctx, names, 20*time.Minute)
+}
+
 func newCapability(name string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "postgres.msp.dev/v1alpha1", "kind": "PostgresDatabase",
@@ -342,7 +422,11 @@ func newCapability(name string) *unstructured.Unstructured {
 // condition, one capability after the other on each of 32 workers (msp's
 // scheduler works on 32 at once), as fast as kcp accepts. It returns the capabilities
 // per second, and deletes them again.
-func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes []string, n int) (float64, error) {
+//
+// With lifecycle it also does what a servicelet does for each: the finalizer patch, the
+// connection Secret's apply and the status apply of Ready, Synced and the Secret's
+// reference.
+func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes []string, n int, lifecycle bool) (float64, error) {
 	url, err := endpointURL(ctx, cfg)
 	if err != nil {
 		return 0, err
@@ -376,7 +460,36 @@ func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes [
 				"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
 			}}},
 		}}
-		_, err = c.ApplyStatus(ctx, name, st, metav1.ApplyOptions{FieldManager: "bench-ceiling", Force: true})
+		obj, err = c.ApplyStatus(ctx, name, st, metav1.ApplyOptions{FieldManager: "bench-ceiling", Force: true})
+		if err != nil || !lifecycle {
+			return err
+		}
+		patch = fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"finalizers":["platform.msp.dev/servicelet"]}}`, obj.GetResourceVersion())
+		if _, err := c.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			return err
+		}
+		secret := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "v1", "kind": "Secret",
+			"metadata": map[string]any{"name": "postgresdatabase-" + name, "namespace": "default"},
+			"type":     "Opaque",
+			"data":     map[string]any{"endpoint": "dGVzdDovL2NlaWxpbmc=", "token": "MDAwMDAwMDAwMDAwMDAwMA=="},
+		}}
+		if _, err := vw[i%len(tenants)].Resource(secretGVR).Namespace("default").Apply(ctx, secret.GetName(), secret, metav1.ApplyOptions{FieldManager: "bench-ceiling", Force: true}); err != nil {
+			return err
+		}
+		now := time.Now().UTC().Format(time.RFC3339)
+		st = &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "postgres.msp.dev/v1alpha1", "kind": "PostgresDatabase",
+			"metadata": map[string]any{"name": name, "namespace": "default"},
+			"status": map[string]any{
+				"conditions": []any{
+					map[string]any{"type": "Ready", "status": "True", "reason": "Available", "message": "available on runtime " + rt, "lastTransitionTime": now},
+					map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "", "lastTransitionTime": now},
+				},
+				"connectionSecretRef": map[string]any{"name": secret.GetName()},
+			},
+		}}
+		_, err = c.ApplyStatus(ctx, name, st, metav1.ApplyOptions{FieldManager: "bench-ceiling-servicelet", Force: true})
 		return err
 	})
 	if err != nil {
@@ -384,7 +497,17 @@ func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes [
 	}
 	perSec := float64(n) / time.Since(start).Seconds()
 	err = parallel(n, 32, func(i int) error {
-		return tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Delete(ctx, fmt.Sprintf("ceiling-%05d", i), metav1.DeleteOptions{})
+		name := fmt.Sprintf("ceiling-%05d", i)
+		c := tenants[i%len(tenants)].client
+		if lifecycle {
+			if _, err := c.Resource(pgdbGVR).Namespace("default").Patch(ctx, name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+				return err
+			}
+			if err := c.Resource(secretGVR).Namespace("default").Delete(ctx, "postgresdatabase-"+name, metav1.DeleteOptions{}); err != nil {
+				return err
+			}
+		}
+		return c.Resource(pgdbGVR).Namespace("default").Delete(ctx, name, metav1.DeleteOptions{})
 	})
 	return perSec, err
 }
