@@ -268,3 +268,42 @@ func TestStoppedServiceletRuntimeTurnsNotReady(t *testing.T) {
 		t.Errorf("the capability on the silent runtime moved to %s", db.Spec.RuntimeName)
 	}
 }
+
+// The servicelet starts on a capability only once the scheduler has finished with it
+// (Scheduled=True): a document that carries its runtime's name and label but no verdict
+// yet is left alone, and is brought to life as soon as the scheduler reports.
+func TestServiceletWaitsForTheScheduler(t *testing.T) {
+	t.Parallel()
+	env := framework.Current(t)
+	p := env.NewProvider(t)
+	sl := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "waits-1", Region: "eu-de", Country: "DE"})
+	c := p.NewTenant(t).Client(t)
+
+	// Labelled by hand, as the scheduler's first write would leave it.
+	db := onRuntime("early", "waits-1")
+	db.Labels = map[string]string{platformv1alpha1.LabelRuntime: "waits-1"}
+	create(t, c, db)
+	framework.Eventually(t, time.Minute, "the servicelet to hold the capability", func(ctx context.Context) (bool, string, error) {
+		cached, err := sl.Cached(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		return len(cached) == 1, fmt.Sprintf("%d cached", len(cached)), nil
+	})
+	time.Sleep(3 * time.Second) // a reconcile, had there been one, would have created it by now
+	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "early"); n != 0 {
+		t.Fatalf("the driver's create ran %d times before the scheduler reported", n)
+	}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(db), db); err != nil {
+		t.Fatal(err)
+	}
+	if len(db.Finalizers) != 0 || len(db.Status.Conditions) != 0 {
+		t.Fatalf("the servicelet wrote to a capability the scheduler had not reported on: finalizers %v, conditions %+v", db.Finalizers, db.Status.Conditions)
+	}
+
+	p.StartCoordinator(t)
+	waitCondition(t, c, "early", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
+	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "early"); n != 1 {
+		t.Errorf("the driver's create ran %d times, want 1", n)
+	}
+}

@@ -176,12 +176,12 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	burstStart, cpuBefore := time.Now(), cpu.sample()
 	names := createCapabilities(ctx, cfg, tenants, "burst", o.Capabilities, 0, w)
-	if err := w.waitAssigned(ctx, names, 20*time.Minute); err != nil {
+	if err := w.waitAssigned(ctx, names, patience(len(names))); err != nil {
 		return nil, err
 	}
 	assignedAt := time.Since(burstStart)
 	res.BurstPerSec = float64(len(names)) / assignedAt.Seconds()
-	if err := w.waitReady(ctx, names, 20*time.Minute); err != nil {
+	if err := w.waitReady(ctx, names, patience(len(names))); err != nil {
 		return nil, err
 	}
 	res.BurstReadyPerSec = float64(len(names)) / time.Since(burstStart).Seconds()
@@ -204,7 +204,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	say("steady churn: %d/s for %s", o.ChurnRate, o.ChurnFor)
 	churnStart, cpuBefore := time.Now(), cpu.sample()
 	churn := createCapabilities(ctx, cfg, tenants, "churn", o.ChurnRate*int(o.ChurnFor.Seconds()), o.ChurnRate, w)
-	if err := w.waitReady(ctx, churn, 10*time.Minute); err != nil {
+	if err := w.waitReady(ctx, churn, patience(len(churn))); err != nil {
 		return nil, err
 	}
 	res.ChurnCPU = cpu.since(cpuBefore, churnStart)
@@ -213,7 +213,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	if o.LowChurnRate > 0 {
 		say("steady churn: %d/s for %s", o.LowChurnRate, o.ChurnFor)
 		low := createCapabilities(ctx, cfg, tenants, "low", o.LowChurnRate*int(o.ChurnFor.Seconds()), o.LowChurnRate, w)
-		if err := w.waitReady(ctx, low, 10*time.Minute); err != nil {
+		if err := w.waitReady(ctx, low, patience(len(low))); err != nil {
 			return nil, err
 		}
 		res.LowAssigned, res.LowReady = w.latencies(low)
@@ -255,6 +255,12 @@ func run(ctx context.Context, o options) (*results, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// patience is how long the bench waits for n capabilities: at least 10 minutes, and
+// one second per capability (a busy two-core kcp brings a few per second to Ready).
+func patience(n int) time.Duration {
+	return max(10*time.Minute, time.Duration(n)*time.Second)
 }
 
 func say(format string, args ...any) {
@@ -405,7 +411,7 @@ func loadServicelet(ctx context.Context, cfg *rest.Config, procs *processes, ten
 	if err != nil {
 		return nil, err
 	}
-	return p, w.waitReady(ctx, names, 20*time.Minute)
+	return p, w.waitReady(ctx, names, patience(n))
 }
 
 func newCapability(name string) *unstructured.Unstructured {
