@@ -122,7 +122,7 @@ bench: tools build ## Full benchmark: W=1000 workspaces, R=100 runtimes, C=10000
 	$(BIN)/msp-bench --out _bench $(BENCH_FLAGS)
 
 .PHONY: bench-quick
-bench-quick: tools build ## A few-minute benchmark: W=20, R=5, C=1000.
+bench-quick: tools build ## A shorter benchmark (about ten minutes): W=20, R=5, C=1000.
 	$(BIN)/msp-bench --quick --out _bench $(BENCH_FLAGS)
 
 .PHONY: clean

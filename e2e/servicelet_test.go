@@ -282,13 +282,17 @@ func TestServiceletWaitsForTheScheduler(t *testing.T) {
 	// Labelled by hand, as the scheduler's first write would leave it.
 	db := onRuntime("early", "waits-1")
 	db.Labels = map[string]string{platformv1alpha1.LabelRuntime: "waits-1"}
-	create(t, c, db)
-	framework.Eventually(t, time.Minute, "the servicelet to hold the capability", func(ctx context.Context) (bool, string, error) {
+	// The label set by hand does not skip the constraints: this one wants France.
+	sneaky := database("sneaky", platformv1alpha1.Placement{Countries: []string{"FR"}})
+	sneaky.Spec.RuntimeName = "waits-1"
+	sneaky.Labels = map[string]string{platformv1alpha1.LabelRuntime: "waits-1"}
+	create(t, c, db, sneaky)
+	framework.Eventually(t, time.Minute, "the servicelet to hold the capabilities", func(ctx context.Context) (bool, string, error) {
 		cached, err := sl.Cached(ctx)
 		if err != nil {
 			return false, "", err
 		}
-		return len(cached) == 1, fmt.Sprintf("%d cached", len(cached)), nil
+		return len(cached) == 2, fmt.Sprintf("%d cached", len(cached)), nil
 	})
 	time.Sleep(3 * time.Second) // a reconcile, had there been one, would have created it by now
 	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "early"); n != 0 {
@@ -305,5 +309,12 @@ func TestServiceletWaitsForTheScheduler(t *testing.T) {
 	waitCondition(t, c, "early", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
 	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "early"); n != 1 {
 		t.Errorf("the driver's create ran %d times, want 1", n)
+	}
+	got := waitCondition(t, c, "sneaky", platformv1alpha1.ConditionScheduled, metav1.ConditionFalse, time.Minute)
+	if cond := meta.FindStatusCondition(got.Status.Conditions, platformv1alpha1.ConditionScheduled); cond.Reason != platformv1alpha1.ReasonRuntimeDoesNotFit {
+		t.Errorf("sneaky: Scheduled reason %s (%s), want %s", cond.Reason, cond.Message, platformv1alpha1.ReasonRuntimeDoesNotFit)
+	}
+	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "sneaky"); n != 0 {
+		t.Errorf("a capability whose runtime does not fit was created %d times", n)
 	}
 }

@@ -49,7 +49,7 @@ func main() {
 	fs.StringVar(&o.Bin, "bin", o.Bin, "Folder with kcp and msp's binaries (default: next to msp-bench).")
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "Keep kcp's data folder.")
 	fs.DurationVar(&o.Profile, "profile", o.Profile, "When set, capture CPU profiles of kcp and the coordinator over this long from the start of the burst, into --out.")
-	fs.BoolVar(&quick, "quick", quick, "A few-minute preset: W=20, R=5, C=1000, churn 20/s for 30s, idle 30s.")
+	fs.BoolVar(&quick, "quick", quick, "A shorter preset (about ten minutes): W=20, R=5, C=1000, churn phases of 30s, idle 30s.")
 	pflag.Parse()
 	if quick {
 		o.Workspaces, o.Runtimes, o.Capabilities, o.ChurnFor, o.IdleFor = 20, 5, 1000, 30*time.Second, 30*time.Second

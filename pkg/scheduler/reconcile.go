@@ -128,16 +128,18 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 		msg := fmt.Sprintf("runtime %s does not exist; the capability stays pending until it does (runtimeName cannot be changed, delete and recreate to choose another)", runtimeName)
 		return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonRuntimeNotFound, msg, nil)
 	}
-	if !labelled {
-		// Only a runtime the consumer named needs checking: the scheduler's own choice
-		// was checked when it was made (and its label written with it).
-		if st := s.opts.Framework.Check(ctx, c, target); st != nil {
-			if st.Code == framework.Error {
-				return reconcile.Result{}, fmt.Errorf("failed to check runtime %s: %w", runtimeName, st.Err)
-			}
-			msg := fmt.Sprintf("runtime %s does not fit: %s; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)", runtimeName, st.Reason)
-			return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonRuntimeDoesNotFit, msg, nil)
+	// Checked before Scheduled=True is reported, also when the label is there: a label
+	// set by hand must not skip the constraints (and the runtime's servicelet leaves the
+	// capability alone until this scheduler reports). The capability itself is not
+	// counted on the runtime in this check.
+	if st := s.opts.Framework.Check(ctx, c, target); st != nil {
+		if st.Code == framework.Error {
+			return reconcile.Result{}, fmt.Errorf("failed to check runtime %s: %w", runtimeName, st.Err)
 		}
+		msg := fmt.Sprintf("runtime %s does not fit: %s; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)", runtimeName, st.Reason)
+		return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonRuntimeDoesNotFit, msg, nil)
+	}
+	if !labelled {
 		s.acct.Observe(key, runtimeName, c.Requests, framework.TenantKey(c.Cluster, c.GroupKind))
 		if err := w.label(ctx, runtimeName); err != nil {
 			if apierrors.IsConflict(err) {
