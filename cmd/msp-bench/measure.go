@@ -7,14 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +26,7 @@ import (
 
 	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
 
+	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 )
 
@@ -220,49 +219,19 @@ type processes struct {
 }
 
 type proc struct {
-	cmd     *exec.Cmd
+	*child.Process
 	metrics string
 	pprof   string
-	done    chan struct{}
 }
 
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.kill()
-	}
-}
+func (p *proc) stop() { p.Stop(15 * time.Second) }
 
 func (ps *processes) start(name string, args ...string) (*proc, error) {
-	out, err := os.Create(filepath.Join(ps.dir, name+".log"))
+	p, err := child.Start(filepath.Join(ps.bin, args[0]), args[1:], filepath.Join(ps.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(ps.bin, args[0]), args[1:]...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return &proc{Process: p}, nil
 }
 
 func (ps *processes) servicelet(runtime string) (*proc, error) {
@@ -318,10 +287,10 @@ func (ps *processes) maxRSS(peak bool) float64 {
 	defer ps.mu.Unlock()
 	max := 0.0
 	for _, p := range ps.servicelets {
-		if filepath.Base(p.cmd.Path) != "msp-servicelet" {
+		if filepath.Base(p.Path()) != "msp-servicelet" {
 			continue
 		}
-		if v := rssMB(p.cmd.Process.Pid, peak); v > max {
+		if v := rssMB(p.Pid(), peak); v > max {
 			max = v
 		}
 	}

@@ -55,12 +55,12 @@ type cpuMeter struct {
 func (m *cpuMeter) sample() cpuUse {
 	u := cpuUse{KCP: cpuSeconds(m.kcpPid)}
 	if c := m.coord(); c != nil {
-		u.Coordinator = cpuSeconds(c.cmd.Process.Pid)
+		u.Coordinator = cpuSeconds(c.Pid())
 	}
 	m.procs.mu.Lock()
 	for _, p := range m.procs.servicelets {
-		if filepath.Base(p.cmd.Path) == "msp-servicelet" {
-			u.Servicelets += cpuSeconds(p.cmd.Process.Pid)
+		if filepath.Base(p.Path()) == "msp-servicelet" {
+			u.Servicelets += cpuSeconds(p.Pid())
 		}
 	}
 	m.procs.mu.Unlock()

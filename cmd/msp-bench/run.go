@@ -209,7 +209,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	res.ChurnCPU = cpu.since(cpuBefore, churnStart)
 	res.ChurnAssigned, res.ChurnReady = w.latencies(churn)
-	res.CoordinatorMB = rssMB(coord.cmd.Process.Pid, true)
+	res.CoordinatorMB = rssMB(coord.Pid(), true)
 	if o.LowChurnRate > 0 {
 		say("steady churn: %d/s for %s", o.LowChurnRate, o.ChurnFor)
 		low := createCapabilities(ctx, cfg, tenants, "low", o.LowChurnRate*int(o.ChurnFor.Seconds()), o.LowChurnRate, w)
@@ -227,7 +227,7 @@ func run(ctx context.Context, o options) (*results, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.LoadCaps, res.LoadRSS = o.ServiceletLoad, rssMB(p.cmd.Process.Pid, true)
+		res.LoadCaps, res.LoadRSS = o.ServiceletLoad, rssMB(p.Pid(), true)
 		runtimes = append(runtimes, loadRuntime)
 		churn = append(churn, make([]string, o.ServiceletLoad)...) // counted in the restart
 	}
@@ -245,7 +245,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	res.IdleWritesMin = (after - before) / float64(len(runtimes)) / o.IdleFor.Minutes()
 
 	say("cold restart of the coordinator with %d capabilities placed", len(names)+len(churn))
-	coord.kill()
+	coord.Kill()
 	restart := time.Now()
 	coord, err = procs.coordinator()
 	if err != nil {

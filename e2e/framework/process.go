@@ -2,64 +2,32 @@ package framework
 
 import (
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/msp-dev/msp/pkg/child"
 )
 
 // process is a platform component a test runs as its own binary, logging to a file.
 type process struct {
-	cmd     *exec.Cmd
+	*child.Process
 	logFile string
-	done    chan struct{}
 }
 
 // startProcess starts bin with args, appending its output to logFile; it dies with the
 // test binary.
 func startProcess(t testing.TB, bin, logFile string, args ...string) *process {
 	t.Helper()
-	out, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := child.Start(bin, args, logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		t.Fatalf("failed to start %s: %v", bin, err)
-	}
-	p := &process{cmd: cmd, logFile: logFile, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
-	return p
+	return &process{Process: p, logFile: logFile}
 }
 
 // Stop ends the process gracefully: SIGTERM, then SIGKILL after 10s.
-func (p *process) Stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.Kill()
-	}
-}
-
-// Kill ends the process with SIGKILL, as a crash would.
-func (p *process) Kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *process) Stop() { p.Process.Stop(10 * time.Second) }
 
 // logTail logs the last lines of the process's log when the test failed.
 func (p *process) logTail(t testing.TB, name string) {
