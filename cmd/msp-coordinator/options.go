@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 )
 
 // options configure msp-coordinator.
@@ -21,6 +22,7 @@ type options struct {
 	EndpointSlice    string
 	Kinds            []string
 	HeartbeatTimeout time.Duration
+	LagTolerance     time.Duration
 	ScoreWeights     string
 	MetricsAddr      string
 	HealthAddr       string
@@ -48,6 +50,7 @@ func defaultOptions() *options {
 		Workspace:         "root:providers:postgres",
 		Export:            "postgres.msp.dev",
 		HeartbeatTimeout:  40 * time.Second,
+		LagTolerance:      runtimeready.DefaultLagTolerance,
 		MetricsAddr:       "127.0.0.1:8090",
 		HealthAddr:        "0",
 		QPS:               500,
@@ -68,6 +71,7 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.EndpointSlice, "endpoint-slice", o.EndpointSlice, "The APIExportEndpointSlice to follow (defaults to the export's name).")
 	fs.StringSliceVar(&o.Kinds, "kind", o.Kinds, "Capability kind to schedule, as Kind.version.group (e.g. PostgresDatabase.v1alpha1.postgres.msp.dev); repeatable. Default: every kind the export serves.")
 	fs.DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", o.HeartbeatTimeout, "How old a runtime's heartbeat may be for the scheduler to place capabilities there.")
+	fs.DurationVar(&o.LagTolerance, "heartbeat-lag-tolerance", o.LagTolerance, "When every runtime's heartbeat is late at once, blame kcp (lagging) rather than the runtimes for this long, judging each heartbeat against the freshest one; 0 never does.")
 	fs.StringVar(&o.ScoreWeights, "score-weights", o.ScoreWeights, "Score weights per plugin, e.g. preferredregions=5,leastallocated=1 (others keep their defaults).")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the /metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Address of Go's /debug/pprof endpoints; empty disables them.")
@@ -100,6 +104,9 @@ func (o *options) Validate() error {
 	}
 	if o.HeartbeatTimeout <= 0 {
 		errs = append(errs, errors.New("--heartbeat-timeout must be positive"))
+	}
+	if o.LagTolerance < 0 {
+		errs = append(errs, errors.New("--heartbeat-lag-tolerance must not be negative"))
 	}
 	if o.LocalDriver != "postgres" && o.LocalDriver != "test" {
 		errs = append(errs, fmt.Errorf("--local-servicelet-driver %q: want postgres or test", o.LocalDriver))

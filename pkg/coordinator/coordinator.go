@@ -31,6 +31,7 @@ import (
 	"github.com/msp-dev/msp/pkg/runtimemanager"
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 )
 
 // Options configure a coordinator. Zero values take the documented defaults.
@@ -49,6 +50,10 @@ type Options struct {
 	// HeartbeatTimeout is how old a runtime's heartbeat may be for the scheduler to use
 	// it. Defaults to 40s; negative disables the check (only the Ready condition counts).
 	HeartbeatTimeout time.Duration
+	// HeartbeatLagTolerance is how long late heartbeats are blamed on a lagging control
+	// plane rather than on the runtimes, when every runtime's heartbeat is late at once
+	// (see runtimeready.Late). Defaults to 5m; negative never blames the control plane.
+	HeartbeatLagTolerance time.Duration
 	// ScoreWeights override the default score weights, per plugin name.
 	ScoreWeights map[string]int64
 	// SchedulerWorkers is how many capabilities of a kind the scheduler works on at
@@ -104,6 +109,12 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.HeartbeatTimeout < 0 {
 		opts.HeartbeatTimeout = 0
 	}
+	if opts.HeartbeatLagTolerance == 0 {
+		opts.HeartbeatLagTolerance = runtimeready.DefaultLagTolerance
+	}
+	if opts.HeartbeatLagTolerance < 0 {
+		opts.HeartbeatLagTolerance = 0
+	}
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "127.0.0.1:0"
 	}
@@ -155,7 +166,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
-	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, Weights: opts.ScoreWeights})
+	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, HeartbeatLagTolerance: opts.HeartbeatLagTolerance, Weights: opts.ScoreWeights})
 	if err != nil {
 		return err
 	}
@@ -169,7 +180,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if opts.HeartbeatTimeout > 0 {
-		hb := &heartbeatMonitor{client: mgr.GetLocalManager().GetClient(), timeout: opts.HeartbeatTimeout, now: time.Now}
+		hb := &heartbeatMonitor{client: mgr.GetLocalManager().GetClient(), timeout: opts.HeartbeatTimeout, tolerance: opts.HeartbeatLagTolerance, now: time.Now}
 		if err := hb.setup(mgr.GetLocalManager()); err != nil {
 			return fmt.Errorf("failed to set up the heartbeat monitor: %w", err)
 		}

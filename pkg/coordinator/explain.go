@@ -16,6 +16,7 @@ import (
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 )
 
 // ExplainOptions configure a dry run of the scheduler.
@@ -121,7 +122,7 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 	}
 	tenantKey := framework.TenantKey(opts.Cluster, kind.GVK.GroupKind())
 	infos := acct.Snapshot(runtimes, "", tenantKey)
-	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, Weights: opts.Weights})
+	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, HeartbeatLagTolerance: runtimeready.DefaultLagTolerance, Weights: opts.Weights})
 	if err != nil {
 		return nil, err
 	}

@@ -9,9 +9,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/scheduler/framework"
+	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 )
 
 // HeartbeatControllerName names the controller that marks silent runtimes not Ready.
@@ -19,11 +22,13 @@ const HeartbeatControllerName = "msp-heartbeat"
 
 // heartbeatMonitor marks a ServiceRuntime not Ready when its servicelet has not reported
 // within the timeout, so that the scheduler stops placing capabilities there (the ones
-// already there stay; nothing is moved).
+// already there stay; nothing is moved). When every runtime's heartbeat is late at once
+// it blames kcp rather than the runtimes, for up to tolerance (see runtimeready.Late).
 type heartbeatMonitor struct {
-	client  client.Client
-	timeout time.Duration
-	now     func() time.Time
+	client    client.Client
+	timeout   time.Duration
+	tolerance time.Duration
+	now       func() time.Time
 }
 
 func (h *heartbeatMonitor) setup(mgr ctrl.Manager) error {
@@ -43,11 +48,27 @@ func (h *heartbeatMonitor) Reconcile(ctx context.Context, req reconcile.Request)
 	if cond == nil || cond.Status != metav1.ConditionTrue {
 		return reconcile.Result{}, nil // nothing to take back
 	}
+	now := h.now()
 	var age time.Duration
 	if hb := rt.Status.LastHeartbeatTime; hb != nil {
-		age = h.now().Sub(hb.Time)
+		age = now.Sub(hb.Time)
 		if age <= h.timeout {
 			return reconcile.Result{RequeueAfter: h.timeout - age + 100*time.Millisecond}, nil
+		}
+		all := &platformv1alpha1.ServiceRuntimeList{}
+		if err := h.client.List(ctx, all); err != nil {
+			return reconcile.Result{}, err
+		}
+		runtimes := make([]*platformv1alpha1.ServiceRuntime, len(all.Items))
+		for i := range all.Items {
+			runtimes[i] = &all.Items[i]
+		}
+		newest := framework.NewestHeartbeat(runtimes)
+		if !runtimeready.Late(hb, newest, now, h.timeout, h.tolerance) {
+			// Every runtime is late alike: kcp lags, the servicelets most likely do not.
+			log.FromContext(ctx).Info("every runtime's heartbeat is late: blaming kcp, not the runtime",
+				"runtime", rt.Name, "age", age.Round(time.Second), "freshestAge", now.Sub(newest).Round(time.Second))
+			return reconcile.Result{RequeueAfter: h.timeout / 4}, nil
 		}
 	}
 	msg := "no heartbeat from the runtime's servicelet"

@@ -206,10 +206,11 @@ func (a *Accounting) add(al allocation, sign int) {
 // by name.
 func (a *Accounting) Snapshot(runtimes []*platformv1alpha1.ServiceRuntime, exclude, tenantKey string) []*framework.RuntimeInfo {
 	out := make([]*framework.RuntimeInfo, 0, len(runtimes))
+	newest := framework.NewestHeartbeat(runtimes)
 	a.mu.Lock()
 	ex, hasEx := a.effective[exclude]
 	for _, rt := range runtimes {
-		info := &framework.RuntimeInfo{Runtime: rt, Allocated: corev1.ResourceList{}, PerTenant: map[string]int{}}
+		info := &framework.RuntimeInfo{Runtime: rt, Allocated: corev1.ResourceList{}, PerTenant: map[string]int{}, NewestHeartbeat: newest}
 		if u := a.runtimes[rt.Name]; u != nil {
 			info.Count = u.count
 			for name, q := range u.allocated {

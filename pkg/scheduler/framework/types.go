@@ -58,6 +58,21 @@ type RuntimeInfo struct {
 	// PerTenant counts the capabilities on this runtime per workspace and kind
 	// (key: cluster + "|" + group/kind, see TenantKey).
 	PerTenant map[string]int
+	// NewestHeartbeat is the freshest heartbeat of any runtime in the snapshot (zero:
+	// unknown), to tell one silent runtime from a lagging control plane.
+	NewestHeartbeat time.Time
+}
+
+// NewestHeartbeat returns the freshest heartbeat among runtimes, or zero when none
+// reported.
+func NewestHeartbeat(runtimes []*platformv1alpha1.ServiceRuntime) time.Time {
+	var newest time.Time
+	for _, rt := range runtimes {
+		if hb := rt.Status.LastHeartbeatTime; hb != nil && hb.After(newest) {
+			newest = hb.Time
+		}
+	}
+	return newest
 }
 
 // Name is the runtime's name.

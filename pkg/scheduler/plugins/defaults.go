@@ -30,6 +30,9 @@ type Options struct {
 	// HeartbeatTimeout is how old a runtime's heartbeat may be; 0 trusts the Ready
 	// condition alone.
 	HeartbeatTimeout time.Duration
+	// HeartbeatLagTolerance bounds how long late heartbeats are blamed on a lagging
+	// control plane when every runtime's is late (see runtimeready.Late); 0 never.
+	HeartbeatLagTolerance time.Duration
 	// Weights are score weights by plugin name; names left out take DefaultWeights. A
 	// weight of 0 turns a score plugin off.
 	Weights map[string]int64
@@ -54,7 +57,7 @@ func NewFramework(o Options) (*framework.Framework, error) {
 	// is the reason the tenant reads.
 	filters := []framework.FilterPlugin{
 		capabilitykind.New(),
-		runtimeready.New(o.Now, o.HeartbeatTimeout),
+		runtimeready.New(o.Now, o.HeartbeatTimeout, o.HeartbeatLagTolerance),
 		location.New(),
 		runtimeselector.New(),
 		taints,

@@ -38,10 +38,56 @@ func TestFilter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tu.Info(tu.Runtime("rt", tt.opts...))
-			got := New(tu.Clock, tt.timeout).Filter(context.Background(), framework.NewCycleState(), tu.Capability(), r)
+			got := New(tu.Clock, tt.timeout, 0).Filter(context.Background(), framework.NewCycleState(), tu.Capability(), r)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Filter() (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestLate(t *testing.T) {
+	now := tu.Now
+	const timeout, tolerance = 40 * time.Second, 5 * time.Minute
+	at := func(ago time.Duration) *metav1.Time { return &metav1.Time{Time: now.Add(-ago)} }
+	tests := []struct {
+		name      string
+		hb        *metav1.Time
+		newest    time.Time
+		tolerance time.Duration
+		want      bool
+	}{
+		{name: "fresh", hb: at(10 * time.Second), newest: now.Add(-time.Second), tolerance: tolerance},
+		{name: "never reported", hb: nil, newest: now, tolerance: tolerance, want: true},
+		{name: "silent among runtimes that report", hb: at(41 * time.Second), newest: now.Add(-2 * time.Second), tolerance: tolerance, want: true},
+		{name: "newest unknown", hb: at(41 * time.Second), tolerance: tolerance, want: true},
+		{name: "all late alike: kcp lags", hb: at(90 * time.Second), newest: now.Add(-80 * time.Second), tolerance: tolerance},
+		{name: "all late, but this one far behind the others", hb: at(3 * time.Minute), newest: now.Add(-80 * time.Second), tolerance: tolerance, want: true},
+		{name: "all late for longer than the tolerance", hb: at(6 * time.Minute), newest: now.Add(-6 * time.Minute), tolerance: tolerance, want: true},
+		{name: "no tolerance: late is late", hb: at(90 * time.Second), newest: now.Add(-80 * time.Second), want: true},
+		{name: "the only runtime, silent within the tolerance", hb: at(2 * time.Minute), newest: now.Add(-2 * time.Minute), tolerance: tolerance},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Late(tt.hb, tt.newest, now, timeout, tt.tolerance); got != tt.want {
+				t.Errorf("Late() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The filter measures a late heartbeat against the freshest one of the snapshot.
+func TestFilterBlamesALaggingControlPlane(t *testing.T) {
+	p := New(tu.Clock, 40*time.Second, 5*time.Minute)
+	lagging := tu.Info(tu.Runtime("rt", tu.WithHeartbeat(tu.Now.Add(-100*time.Second))))
+	lagging.NewestHeartbeat = tu.Now.Add(-95 * time.Second)
+	if st := p.Filter(context.Background(), framework.NewCycleState(), tu.Capability(), lagging); !st.IsSuccess() {
+		t.Errorf("every runtime late alike: Filter() = %v, want success", st)
+	}
+	silent := tu.Info(tu.Runtime("rt", tu.WithHeartbeat(tu.Now.Add(-100*time.Second))))
+	silent.NewestHeartbeat = tu.Now.Add(-5 * time.Second)
+	want := framework.NewUnschedulable(ReasonHeartbeatTooOld)
+	if diff := cmp.Diff(want, p.Filter(context.Background(), framework.NewCycleState(), tu.Capability(), silent)); diff != "" {
+		t.Errorf("one silent runtime among fresh ones (-want +got):\n%s", diff)
 	}
 }
