@@ -10,13 +10,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
@@ -519,39 +522,68 @@ func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes [
 }
 
 // createCapabilities creates n capabilities named prefix-i across the tenants, at rate
-// per second (0: as fast as possible), and records their creation in w.
+// per second (0: as fast as possible), and records their creation in w. A create that
+// kcp refuses for a passing reason (overloaded: a timeout, an internal error, too many
+// requests) is retried, as a tenant would; its latencies count from the first attempt.
+// It returns the names that were created; one that still failed is reported and left
+// out, so that the waits do not wait for it.
 func createCapabilities(ctx context.Context, cfg *rest.Config, tenants []tenant, prefix string, n, rate int, w *watcher) []string {
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s-%05d", prefix, i)
 	}
+	failed := make([]bool, n)
+	create := func(i int) {
+		w.created(names[i])
+		c := tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default")
+		backoff := wait.Backoff{Duration: time.Second, Factor: 2, Steps: 6, Cap: 30 * time.Second}
+		err := retry.OnError(backoff, transient, func() error {
+			_, err := c.Create(ctx, newCapability(names[i]), metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				return nil // an earlier attempt landed after all
+			}
+			if err != nil {
+				say("create %s: %v (retrying)", names[i], err)
+			}
+			return err
+		})
+		if err != nil {
+			say("create %s failed, left out of the figures: %v", names[i], err)
+			failed[i] = true
+		}
+	}
 	if rate == 0 {
 		_ = parallel(n, 32, func(i int) error {
-			w.created(names[i])
-			_, err := tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{})
-			if err != nil {
-				say("create %s: %v", names[i], err)
-			}
+			create(i)
 			return nil
 		})
-		return names
+	} else {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		var wg sync.WaitGroup
+		for i := range names {
+			<-tick.C
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				create(i)
+			}()
+		}
+		wg.Wait()
 	}
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	var wg sync.WaitGroup
-	for i := range names {
-		<-tick.C
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.created(names[i])
-			if _, err := tenants[i%len(tenants)].client.Resource(pgdbGVR).Namespace("default").Create(ctx, newCapability(names[i]), metav1.CreateOptions{}); err != nil {
-				say("create %s: %v", names[i], err)
-			}
-		}()
+	created := names[:0]
+	for i, name := range names {
+		if !failed[i] {
+			created = append(created, name)
+		}
 	}
-	wg.Wait()
-	return names
+	return created
+}
+
+// transient tells a refusal worth retrying (kcp busy) from one that is final.
+func transient(err error) bool {
+	return apierrors.IsInternalError(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err)
 }
 
 func machine() string {
