@@ -7,7 +7,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
@@ -68,7 +67,7 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		EndpointSlice:          opts.EndpointSlice,
 		Kinds:                  opts.gvks,
 		HeartbeatTimeout:       opts.HeartbeatTimeout,
-		HeartbeatLagTolerance:  lagTolerance(opts.LagTolerance),
+		HeartbeatLagTolerance:  cli.NeverIfZero(opts.LagTolerance),
 		ScoreWeights:           opts.weights,
 		SchedulerWorkers:       opts.Workers,
 		NormalEvents:           opts.NormalEvents,
@@ -78,12 +77,4 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		LeaderElection:         opts.LeaderElect,
 		Log:                    logger,
 	})
-}
-
-// lagTolerance maps the flag (0: never) onto coordinator.Options (0: the default).
-func lagTolerance(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

@@ -24,9 +24,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/cli"
 	"github.com/msp-dev/msp/pkg/coordinator"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 )
 
 type options struct {
@@ -37,11 +39,12 @@ type options struct {
 	Export           string
 	Tenant           string
 	HeartbeatTimeout time.Duration
+	LagTolerance     time.Duration
 	ScoreWeights     string
 }
 
 func main() {
-	o := options{Workspace: "root:providers:postgres", Export: "postgres.msp.dev", HeartbeatTimeout: 40 * time.Second}
+	o := options{Workspace: "root:providers:postgres", Export: "postgres.msp.dev", HeartbeatTimeout: 40 * time.Second, LagTolerance: runtimeready.DefaultLagTolerance}
 	fs := pflag.CommandLine
 	fs.StringVarP(&o.File, "filename", "f", o.File, "Capability manifest to evaluate (- for stdin).")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig for kcp (defaults to $KUBECONFIG).")
@@ -50,6 +53,7 @@ func main() {
 	fs.StringVar(&o.Export, "export", o.Export, "The provider's APIExport.")
 	fs.StringVar(&o.Tenant, "tenant", o.Tenant, "Logical cluster name of the tenant workspace it would be created in (for zone spread); optional.")
 	fs.DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", o.HeartbeatTimeout, "As the coordinator's flag.")
+	fs.DurationVar(&o.LagTolerance, "heartbeat-lag-tolerance", o.LagTolerance, "As the coordinator's flag (0 never blames kcp).")
 	fs.StringVar(&o.ScoreWeights, "score-weights", o.ScoreWeights, "As the coordinator's flag.")
 	pflag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,7 +97,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	ex, err := coordinator.Explain(ctx, coordinator.ExplainOptions{
 		Config: kcpconfig.ForWorkspace(cfg, o.Workspace), Export: o.Export, Cluster: o.Tenant,
-		HeartbeatTimeout: o.HeartbeatTimeout, Weights: weights,
+		HeartbeatTimeout: o.HeartbeatTimeout, HeartbeatLagTolerance: cli.NeverIfZero(o.LagTolerance), Weights: weights,
 	}, doc)
 	if err != nil {
 		return err

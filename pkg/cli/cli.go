@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
@@ -36,4 +37,13 @@ func Main(name string, validate func() error, fn func(ctx context.Context, log l
 		stop()
 		os.Exit(1)
 	}
+}
+
+// NeverIfZero maps a duration flag where 0 turns a feature off onto a library option
+// where 0 takes the default and a negative value turns it off.
+func NeverIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -86,6 +86,18 @@ type Options struct {
 	Cascading *runtimemanager.CascadingOptions
 }
 
+// lagTolerance applies the default of Options.HeartbeatLagTolerance: 0 is
+// runtimeready.DefaultLagTolerance, negative is never.
+func lagTolerance(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return runtimeready.DefaultLagTolerance
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 // Scheme holds every type the coordinator reads.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
@@ -109,12 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.HeartbeatTimeout < 0 {
 		opts.HeartbeatTimeout = 0
 	}
-	if opts.HeartbeatLagTolerance == 0 {
-		opts.HeartbeatLagTolerance = runtimeready.DefaultLagTolerance
-	}
-	if opts.HeartbeatLagTolerance < 0 {
-		opts.HeartbeatLagTolerance = 0
-	}
+	opts.HeartbeatLagTolerance = lagTolerance(opts.HeartbeatLagTolerance)
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "127.0.0.1:0"
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
-	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 )
 
 // ExplainOptions configure a dry run of the scheduler.
@@ -28,9 +27,11 @@ type ExplainOptions struct {
 	// Cluster is the logical cluster the capability would be created in, for the
 	// spread of one tenant's capabilities; optional.
 	Cluster string
-	// HeartbeatTimeout and Weights as for the coordinator (0: 40s, nil: defaults).
-	HeartbeatTimeout time.Duration
-	Weights          map[string]int64
+	// HeartbeatTimeout, HeartbeatLagTolerance and Weights as for the coordinator (0: 40s,
+	// 0: 5m, nil: defaults).
+	HeartbeatTimeout      time.Duration
+	HeartbeatLagTolerance time.Duration
+	Weights               map[string]int64
 }
 
 // Explanation is what the scheduler would do with a capability right now.
@@ -122,7 +123,7 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 	}
 	tenantKey := framework.TenantKey(opts.Cluster, kind.GVK.GroupKind())
 	infos := acct.Snapshot(runtimes, "", tenantKey)
-	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, HeartbeatLagTolerance: runtimeready.DefaultLagTolerance, Weights: opts.Weights})
+	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, HeartbeatLagTolerance: lagTolerance(opts.HeartbeatLagTolerance), Weights: opts.Weights})
 	if err != nil {
 		return nil, err
 	}
