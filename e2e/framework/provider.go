@@ -219,7 +219,12 @@ func waitServed(t testing.TB, ws *Workspace, gv string) {
 	t.Helper()
 	disco := discoveryFor(ws)
 	Eventually(t, time.Minute, gv+" to be served in "+ws.Path, func(context.Context) (bool, string, error) {
-		_, err := disco.ServerResourcesForGroupVersion(gv)
-		return err == nil, "", err
+		// The group version can answer before the binding's resources are listed in it,
+		// and a create in that moment fails with "no matches for kind".
+		list, err := disco.ServerResourcesForGroupVersion(gv)
+		if err != nil {
+			return false, "", err
+		}
+		return len(list.APIResources) > 0, "no resources listed yet", nil
 	})
 }
