@@ -60,11 +60,17 @@ $(KUBECTL): hack/tools/kubectl/go.mod hack/tools/kubectl/go.sum
 API_GROUPS := platform postgres hosting
 
 .PHONY: codegen
+# The CRDs' descriptions are the Go doc comments with their line breaks; hack/crd-descriptions
+# joins the lines of each paragraph, so that `kubectl explain` wraps them to the terminal.
 codegen: $(GEN_TOOLS) $(BIN)/apigen ## Regenerate deepcopy, CRDs, APIResourceSchemas and APIExports.
 	controller-gen object:headerFile=hack/boilerplate.go.txt paths=./apis/...
 	@for g in $(API_GROUPS); do \
 	  set -e; \
 	  controller-gen crd paths=./apis/$$g/... output:crd:artifacts:config=apiexports/crds/$$g.msp.dev; \
+	done
+	go run ./hack/crd-descriptions $(foreach g,$(API_GROUPS),apiexports/crds/$(g).msp.dev)
+	@for g in $(API_GROUPS); do \
+	  set -e; \
 	  apigen --input-dir apiexports/crds/$$g.msp.dev --output-dir apiexports/$$g.msp.dev 2>&1 | grep -v 'level=info' || true; \
 	  test -n "$$(ls apiexports/$$g.msp.dev/apiexport-*.yaml)"; \
 	done

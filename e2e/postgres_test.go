@@ -111,7 +111,7 @@ func TestPostgresDatabasesEndToEnd(t *testing.T) {
 
 	// One tenant's credentials cannot reach the other's database.
 	ledgerURI := connectionURI(t, globex, ledger)
-	for _, tc := range []struct{ uri, db string }{{ledgerURI, "shop"}, {shopURI, "ledger"}} {
+	for _, tc := range []struct{ uri, db string }{{ledgerURI, shop.Status.DatabaseName}, {shopURI, ledger.Status.DatabaseName}} {
 		other, err := pgx.Connect(ctx, withDatabase(tc.uri, tc.db))
 		if err == nil {
 			other.Close(ctx)
@@ -126,11 +126,11 @@ func TestPostgresDatabasesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, acme, shop, time.Minute)
-	if n := adminCount(t, fr, `SELECT count(*) FROM pg_database WHERE datname = $1`, "shop"); n != 0 {
-		t.Errorf("database shop still exists after Delete")
+	if n := adminCount(t, fr, `SELECT count(*) FROM pg_database WHERE datname = $1`, shop.Status.DatabaseName); n != 0 || shop.Status.DatabaseName == "" {
+		t.Errorf("database %q still exists after Delete", shop.Status.DatabaseName)
 	}
-	if n := adminCount(t, fr, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, "shop_owner"); n != 0 {
-		t.Errorf("role shop_owner still exists after Delete")
+	if n := adminCount(t, fr, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, shop.Status.Owner); n != 0 || shop.Status.Owner == "" {
+		t.Errorf("role %q still exists after Delete", shop.Status.Owner)
 	}
 
 	// Orphan keeps them.
@@ -146,10 +146,10 @@ func TestPostgresDatabasesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, globex, ledger, time.Minute)
-	if n := adminCount(t, fr, `SELECT count(*) FROM pg_database WHERE datname = $1`, "ledger"); n != 1 {
+	if n := adminCount(t, fr, `SELECT count(*) FROM pg_database WHERE datname = $1`, ledger.Status.DatabaseName); n != 1 {
 		t.Errorf("an orphaned database was dropped")
 	}
-	if n := adminCount(t, fr, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, "ledger_owner"); n != 1 {
+	if n := adminCount(t, fr, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, ledger.Status.Owner); n != 1 {
 		t.Errorf("an orphaned database's role was dropped")
 	}
 }

@@ -119,8 +119,10 @@ func TestSchedulerPlacesCapabilitiesOfThreeTenants(t *testing.T) {
 
 	pending := waitCondition(t, initech, "in-switzerland", platformv1alpha1.ConditionScheduled, metav1.ConditionFalse, time.Minute)
 	cond := meta.FindStatusCondition(pending.Status.Conditions, platformv1alpha1.ConditionScheduled)
-	if cond.Reason != platformv1alpha1.ReasonUnschedulable || cond.Message != "0/5 runtimes fit: 5 country not allowed" {
-		t.Errorf("pending capability reports %s %q, want Unschedulable %q", cond.Reason, cond.Message, "0/5 runtimes fit: 5 country not allowed")
+	// Tenants cannot list the runtimes: the message tells them where the provider is.
+	wantMsg := "0/5 runtimes fit: 5 country not allowed; this provider offers regions eu-de, eu-fr, us-east and countries DE, FR, US"
+	if cond.Reason != platformv1alpha1.ReasonUnschedulable || cond.Message != wantMsg {
+		t.Errorf("pending capability reports %s %q, want Unschedulable %q", cond.Reason, cond.Message, wantMsg)
 	}
 	generation := pending.Generation
 
@@ -131,7 +133,7 @@ func TestSchedulerPlacesCapabilitiesOfThreeTenants(t *testing.T) {
 	if err != nil {
 		t.Fatalf("msp-explain: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "0/5 runtimes fit: 5 country not allowed") || !strings.Contains(string(out), "It would wait") {
+	if !strings.Contains(string(out), wantMsg) || !strings.Contains(string(out), "It would wait") {
 		t.Errorf("msp-explain does not explain the pending capability:\n%s", out)
 	}
 	manifest = framework.TempFile(t, "db2.yaml", "apiVersion: postgres.msp.dev/v1alpha1\nkind: PostgresDatabase\nmetadata: {name: probe}\nspec:\n  placement: {regions: [eu-fr]}\n")

@@ -6,11 +6,14 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"text/template"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -169,37 +172,38 @@ func userKubeconfig(server *launcher.Server, home string) (string, error) {
 	return path, nil
 }
 
+// tenantWalkthrough is what a tenant types; the README's quick start shows the same
+// text (a test checks), rendered with $PWD/.msp/admin.kubeconfig and $PWD/_bin.
+//
+//go:embed tenant.txt
+var tenantWalkthrough string
+
+// Walkthrough renders the tenant walkthrough for a kubeconfig and a folder of binaries.
+func Walkthrough(kubeconfig, bin string) string {
+	var b strings.Builder
+	t := template.Must(template.New("tenant").Parse(tenantWalkthrough))
+	if err := t.Execute(&b, map[string]string{"Kubeconfig": kubeconfig, "Bin": bin}); err != nil {
+		panic(err) // the template is embedded and tested
+	}
+	return b.String()
+}
+
 func printUsage(kubeconfig string, took time.Duration) {
 	// The kubectl plugins sit next to msp-local in _bin.
 	bin := "_bin"
 	if exe, err := os.Executable(); err == nil {
 		bin = filepath.Dir(exe)
 	}
-	fmt.Printf(`
-msp is up (%s). In another terminal:
+	fmt.Printf("\nmsp is up (%s). In another terminal:\n\n%s\nPress Ctrl-C to stop.\n",
+		took.Round(100*time.Millisecond), indent(Walkthrough(kubeconfig, bin), "  "))
+}
 
-  export KUBECONFIG=%s
-  export PATH=%s:$PATH      # kubectl ws / kubectl kcp plugins
-
-  kubectl ws tree                              # the workspace tree
-  kubectl ws :root:tenants:acme                # a tenant workspace (type root:platform:tenant)
-  kubectl api-resources --api-group=postgres.msp.dev
-  kubectl get postgresdatabases                # what the tenant ordered (empty at first)
-  kubectl explain postgresdatabase.spec
-
-  kubectl apply -f - <<EOF                     # a database that must stay in Germany
-apiVersion: postgres.msp.dev/v1alpha1
-kind: PostgresDatabase
-metadata: {name: orders}
-spec: {placement: {countries: [DE]}}
-EOF
-  kubectl get postgresdatabases -w             # runtime local-eu-de, Ready True
-  kubectl get secret postgresdatabase-orders -o jsonpath='{.data.uri}' | base64 -d
-  psql "$(kubectl get secret postgresdatabase-orders -o jsonpath='{.data.uri}' | base64 -d)"
-
-  kubectl ws root:tenants                      # a new tenant gets the provider APIs bound:
-  kubectl create workspace globex --type root:platform:tenant --enter
-
-Press Ctrl-C to stop.
-`, took.Round(100*time.Millisecond), kubeconfig, bin)
+func indent(text, prefix string) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = prefix + l
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
 }

@@ -186,13 +186,25 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// The classes only tell tenants where the runtime manager could order a runtime;
+	// without them the scheduler still works, its hints name the runtimes' locations.
+	var classes scheduler.ClassLister
+	if cc, err := scheduler.NewCachedClasses(ctx, mgr.GetLocalManager().GetCache(), func() {
+		if sched != nil {
+			sched.WakeWaiting()
+		}
+	}); err != nil {
+		opts.Log.Info("runtime classes are left out of the scheduler's location hints", "err", err.Error())
+	} else {
+		classes = cc
+	}
 	if opts.HeartbeatTimeout > 0 {
 		hb := &heartbeatMonitor{client: mgr.GetLocalManager().GetClient(), timeout: opts.HeartbeatTimeout, tolerance: opts.HeartbeatLagTolerance, now: time.Now}
 		if err := hb.setup(mgr.GetLocalManager()); err != nil {
 			return fmt.Errorf("failed to set up the heartbeat monitor: %w", err)
 		}
 	}
-	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents})
+	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents})
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,7 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 		Cluster: opts.Cluster, Namespace: doc.GetNamespace(), Name: doc.GetName(),
 		GroupKind: kind.GVK.GroupKind(), Spec: spec.Spec,
 		Requests: scheduler.RequestsOf(doc, schedulerKind(kind.GVK)),
+		Named:    scheduler.NamedOf(doc),
 	}
 	tenantKey := framework.TenantKey(opts.Cluster, kind.GVK.GroupKind())
 	infos := acct.Snapshot(runtimes, "", tenantKey)
@@ -130,6 +131,18 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 	res, err := fw.Explain(ctx, capability, &framework.Snapshot{Runtimes: infos, Now: time.Now()})
 	if err != nil {
 		return nil, err
+	}
+	if res.Chosen == nil {
+		// As the scheduler tells the tenant. Without the classes (not readable here),
+		// the hint names the runtimes' locations only.
+		var classList platformv1alpha1.ServiceRuntimeClassList
+		var classes []*platformv1alpha1.ServiceRuntimeClass
+		if err := c.List(ctx, &classList); err == nil {
+			for i := range classList.Items {
+				classes = append(classes, &classList.Items[i])
+			}
+		}
+		res.Hint = scheduler.LocationHint(res, capability, runtimes, classes)
 	}
 	return &Explanation{Result: res, Runtimes: infos, Capabilities: count}, nil
 }

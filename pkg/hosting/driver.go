@@ -50,6 +50,13 @@ func (d *Driver) serverDir(c *servicelet.Capability) string {
 // Observe reports a server that exists (its folder does) and whether it answers. One that
 // exists but does not run (the servicelet restarted) is not up to date, so Update starts
 // it again.
+//
+// The connection Secret's credentials (the superuser's uri) are always the driver's to
+// restore: the server keeps its superuser password in its folder, so Observe returns the
+// whole of the connection details of a running server, whatever the Secret says
+// (c.ConnectionDetails), and a Secret that lost or changed them is written again. It so
+// never reports CredentialsInvalid. While the server does not run it returns no details,
+// and the Secret stays as it is until Update has started the server.
 func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (servicelet.Observation, error) {
 	if _, err := os.Stat(d.serverDir(c)); errors.Is(err, os.ErrNotExist) {
 		return servicelet.Observation{}, nil
@@ -60,7 +67,7 @@ func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (service
 	if srv == nil {
 		return servicelet.Observation{Exists: true, Message: "the server is not running"}, nil
 	}
-	obs := servicelet.Observation{Exists: true, UpToDate: true, ConnectionDetails: details(srv, false)}
+	obs := servicelet.Observation{Exists: true, UpToDate: true, ConnectionDetails: details(srv)}
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(pingCtx, srv.AdminURL())
@@ -80,7 +87,7 @@ func (d *Driver) Create(ctx context.Context, c *servicelet.Capability) (servicel
 	if err != nil {
 		return nil, err
 	}
-	return details(srv, true), nil
+	return details(srv), nil
 }
 
 // Update starts the server again when it does not run.
@@ -130,15 +137,12 @@ func (d *Driver) start(ctx context.Context, c *servicelet.Capability) (*postgres
 	return srv, nil
 }
 
-// details are the connection details of a server; the password only with secret.
-func details(srv *postgres.Server, secret bool) servicelet.ConnectionDetails {
-	out := servicelet.ConnectionDetails{
+// details are the connection details of a server, its superuser's uri included.
+func details(srv *postgres.Server) servicelet.ConnectionDetails {
+	return servicelet.ConnectionDetails{
 		"host":     []byte(srv.Host()),
 		"port":     []byte(strconv.Itoa(srv.Port())),
 		"username": []byte("postgres"),
+		"uri":      []byte(srv.AdminURL()),
 	}
-	if secret {
-		out["uri"] = []byte(srv.AdminURL())
-	}
-	return out
 }

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,28 +25,49 @@ import (
 )
 
 func TestNames(t *testing.T) {
+	// The suffix is the first 8 hex characters of sha256(cluster/namespace/name).
+	suffix := func(cluster, name string) string {
+		sum := sha256.Sum256([]byte(cluster + "/default/" + name))
+		return "_" + hex.EncodeToString(sum[:])[:8]
+	}
+	long := strings.Repeat("a", 50) + "-b"
 	tests := []struct {
 		name                  string
 		objName, dbName, user string
 		wantDB, wantOwner     string
 	}{
-		{name: "defaults", objName: "my-db", wantDB: "my_db", wantOwner: "my_db_owner"},
-		{name: "no dashes", objName: "shop", wantDB: "shop", wantOwner: "shop_owner"},
+		{name: "defaults", objName: "my-db", wantDB: "my_db" + suffix("c", "my-db"), wantOwner: "my_db" + suffix("c", "my-db") + "_owner"},
+		{name: "no dashes", objName: "shop", wantDB: "shop" + suffix("c", "shop"), wantOwner: "shop" + suffix("c", "shop") + "_owner"},
+		{name: "dots", objName: "a.b-c", wantDB: "a_b_c" + suffix("c", "a.b-c"), wantOwner: "a_b_c" + suffix("c", "a.b-c") + "_owner"},
+		{name: "pg prefix", objName: "pg-stuff", wantDB: "db_pg_stuff" + suffix("c", "pg-stuff"), wantOwner: "db_pg_stuff" + suffix("c", "pg-stuff") + "_owner"},
+		{name: "leading digit", objName: "1st", wantDB: "db_1st" + suffix("c", "1st"), wantOwner: "db_1st" + suffix("c", "1st") + "_owner"},
+		{name: "cut to 40", objName: long, wantDB: strings.Repeat("a", 40) + suffix("c", long), wantOwner: strings.Repeat("a", 40) + suffix("c", long) + "_owner"},
+		{name: "digit then cut", objName: "9" + long, wantDB: "db_9" + strings.Repeat("a", 36) + suffix("c", "9"+long), wantOwner: "db_9" + strings.Repeat("a", 36) + suffix("c", "9"+long) + "_owner"},
 		{name: "database name set", objName: "my-db", dbName: "orders", wantDB: "orders", wantOwner: "orders_owner"},
 		{name: "both set", objName: "my-db", dbName: "orders", user: "app", wantDB: "orders", wantOwner: "app"},
-		{name: "owner set only", objName: "my-db", user: "app", wantDB: "my_db", wantOwner: "app"},
+		{name: "owner set only", objName: "my-db", user: "app", wantDB: "my_db" + suffix("c", "my-db"), wantOwner: "app"},
 	}
+	pattern := regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := &postgresv1alpha1.PostgresDatabase{
-				ObjectMeta: metav1.ObjectMeta{Name: tt.objName},
+				ObjectMeta: metav1.ObjectMeta{Name: tt.objName, Namespace: "default"},
 				Spec:       postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: tt.dbName, Owner: tt.user},
 			}
-			gotDB, gotOwner := Names(db)
+			gotDB, gotOwner := Names("c", db)
 			if gotDB != tt.wantDB || gotOwner != tt.wantOwner {
 				t.Errorf("Names = %q, %q; want %q, %q", gotDB, gotOwner, tt.wantDB, tt.wantOwner)
 			}
+			if !pattern.MatchString(gotDB) || len(gotDB) > 49 || len(gotOwner) > maxIdentifier {
+				t.Errorf("Names = %q, %q: not a name the API allows", gotDB, gotOwner)
+			}
 		})
+	}
+	// Another workspace's object of the same name gets another database.
+	a, _ := Names("acme", &postgresv1alpha1.PostgresDatabase{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "default"}})
+	b, _ := Names("globex", &postgresv1alpha1.PostgresDatabase{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "default"}})
+	if a == b {
+		t.Errorf("acme's and globex's orders are both %q", a)
 	}
 }
 
@@ -51,17 +75,25 @@ func TestTargetRejectsReservedAndLongNames(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		spec postgresv1alpha1.PostgresDatabaseSpec
+		want string
 	}{
-		{name: "postgres"},
-		{name: "template1"},
-		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{Owner: "postgres"}},
-		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{Owner: "public"}},
-		{name: strings.Repeat("a", 60)}, // the default owner gets too long
+		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "postgres"}, want: "create a new PostgresDatabase"},
+		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "template1"}, want: "create a new PostgresDatabase"},
+		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{Owner: "postgres"}, want: "spec.owner cannot change"},
+		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{Owner: "public"}, want: "spec.owner cannot change"},
+		// The default owner gets too long (admission requires an owner beyond 57).
+		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: strings.Repeat("a", 60)}, want: "with a spec.owner"},
 	} {
 		_, err := targetOf(capability(t, "c", tc.name, tc.spec))
 		var te *servicelet.TenantError
-		if !errors.As(err, &te) {
-			t.Errorf("%s %+v: err = %v, want a TenantError", tc.name, tc.spec, err)
+		if !errors.As(err, &te) || !strings.Contains(te.Message, tc.want) || strings.Contains(te.Message, "choose another") {
+			t.Errorf("%s %+v: err = %v, want a TenantError saying %q", tc.name, tc.spec, err, tc.want)
+		}
+	}
+	// Derived names are fine for names PostgreSQL reserves as they are.
+	for _, name := range []string{"postgres", "template1", "pg-stuff", strings.Repeat("a", 253)} {
+		if _, err := targetOf(capability(t, "c", name, postgresv1alpha1.PostgresDatabaseSpec{})); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
@@ -150,7 +182,8 @@ func TestDriver(t *testing.T) {
 	ctx := context.Background()
 
 	shop := capability(t, "tenant-a", "shop-a", postgresv1alpha1.PostgresDatabaseSpec{
-		Extensions: []postgresv1alpha1.Extension{"pgcrypto"},
+		DatabaseName: "shop_a",
+		Extensions:   []postgresv1alpha1.Extension{"pgcrypto"},
 	})
 	other := capability(t, "tenant-b", "shop-b", postgresv1alpha1.PostgresDatabaseSpec{})
 	var shopDetails, otherDetails servicelet.ConnectionDetails
@@ -222,7 +255,7 @@ func TestDriver(t *testing.T) {
 		wantHealthy(t, observe(t, d, other))
 		for _, tc := range []struct{ uri, database string }{
 			{string(otherDetails["uri"]), "shop_a"},
-			{string(shopDetails["uri"]), "shop_b"},
+			{string(shopDetails["uri"]), string(otherDetails["database"])},
 		} {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			conn, err := pgx.Connect(cctx, withDatabase(t, tc.uri, tc.database))
@@ -280,14 +313,14 @@ func TestDriver(t *testing.T) {
 
 	t.Run("a taken name is refused and left alone", func(t *testing.T) {
 		// Another workspace asks for the same database and owner names.
-		thief := capability(t, "tenant-c", "shop-a", postgresv1alpha1.PostgresDatabaseSpec{})
+		thief := capability(t, "tenant-c", "shop-a", postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "shop_a"})
 		obs := observe(t, d, thief)
 		if obs.Exists || !strings.Contains(obs.Message, "belongs to something else") {
 			t.Errorf("observed %+v for a name taken by another workspace", obs)
 		}
 		_, err := d.Create(ctx, thief)
 		var te *servicelet.TenantError
-		if !errors.As(err, &te) || !strings.Contains(te.Message, "choose another") {
+		if !errors.As(err, &te) || !strings.Contains(te.Message, "spec.databaseName cannot change") {
 			t.Errorf("Create: %v, want a TenantError that the name is taken", err)
 		}
 		if err := d.Update(ctx, thief); !errors.As(err, &te) {
@@ -302,17 +335,19 @@ func TestDriver(t *testing.T) {
 		wantHealthy(t, observe(t, d, shop))
 		mustConnect(t, string(shopDetails["uri"])) // the password is unchanged
 
-		// Observe-only adoption may report on it, never change or drop it.
+		// Observe-only does not adopt another capability's database (see
+		// TestObserveOnlyAdoption).
 		look := capability(t, "tenant-c", "shop-a", postgresv1alpha1.PostgresDatabaseSpec{
 			CapabilitySpec: platformv1alpha1.CapabilitySpec{ManagementPolicy: platformv1alpha1.ManagementPolicyObserveOnly},
+			DatabaseName:   "shop_a",
 		})
-		if obs := observe(t, d, look); !obs.Exists {
-			t.Errorf("observe-only: observed %+v, want it to exist", obs)
+		if obs := observe(t, d, look); obs.Exists || !strings.Contains(obs.Message, "belongs to another capability") {
+			t.Errorf("observe-only: observed %+v, want it refused", obs)
 		}
 	})
 
 	t.Run("a half-finished create is finished", func(t *testing.T) {
-		half := capability(t, "tenant-a", "half", postgresv1alpha1.PostgresDatabaseSpec{})
+		half := capability(t, "tenant-a", "half", postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "half"})
 		create(t, d, half)
 		if _, err := admin.Exec(ctx, "DROP DATABASE half"); err != nil {
 			t.Fatal(err)

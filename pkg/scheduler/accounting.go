@@ -187,6 +187,9 @@ func (a *Accounting) add(al allocation, sign int) {
 		delete(u.perTenant, al.tenantKey)
 	}
 	for name, q := range al.requests {
+		if !framework.Positive(q) {
+			continue // never lowers an allocation (see framework.RequestsOf)
+		}
 		sum := u.allocated[name]
 		if sign > 0 {
 			sum.Add(q)
@@ -226,6 +229,9 @@ func (a *Accounting) Snapshot(runtimes []*platformv1alpha1.ServiceRuntime, exclu
 				info.PerTenant[tenantKey]--
 			}
 			for name, q := range ex.requests {
+				if !framework.Positive(q) {
+					continue // not counted by add either
+				}
 				sum := info.Allocated[name]
 				sum.Sub(q)
 				info.Allocated[name] = sum

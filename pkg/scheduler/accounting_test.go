@@ -104,6 +104,33 @@ func TestAccounting(t *testing.T) {
 			want: map[string]runtimeUsage{"a": {0, "0"}, "b": {0, "0"}},
 		},
 		{
+			name: "non-positive requests never lower an allocation",
+			steps: func(a *Accounting) {
+				a.Observe("x", "a", req("10Gi"), "t1")
+				a.Observe("y", "a", req("-5Gi"), "t1")
+				a.Assume("z", "a", req("0"), "t1", now)
+			},
+			want: map[string]runtimeUsage{"a": {3, "10Gi"}, "b": {0, "0"}},
+		},
+		{
+			name: "excluding a capability with a negative request adds nothing",
+			steps: func(a *Accounting) {
+				a.Observe("x", "a", req("10Gi"), "t1")
+				a.Observe("y", "a", req("-5Gi"), "t1")
+			},
+			exclude: "y",
+			want:    map[string]runtimeUsage{"a": {1, "10Gi"}, "b": {0, "0"}},
+		},
+		{
+			name: "deleting a capability with a negative request frees nothing",
+			steps: func(a *Accounting) {
+				a.Observe("x", "a", req("10Gi"), "t1")
+				a.Observe("y", "a", req("-5Gi"), "t1")
+				a.Delete("y")
+			},
+			want: map[string]runtimeUsage{"a": {1, "10Gi"}, "b": {0, "0"}},
+		},
+		{
 			name: "expired assumptions are dropped",
 			steps: func(a *Accounting) {
 				a.Assume("old", "a", req("1Gi"), "t1", now.Add(-time.Minute))

@@ -131,17 +131,33 @@ func (o *observer) handler(clusterName string, kind Kind) toolscache.ResourceEve
 	}
 }
 
-// RequestsOf is what a capability document of the given kind uses on its runtime.
+// RequestsOf is what a capability document of the given kind uses on its runtime: the
+// kind's own requests and spec.resources, the larger where both name a resource, plus
+// one "capabilities" (see framework.RequestsOf). The scheduler's accounting, explain and
+// the servicelet's report of a runtime's allocation all count with it.
 func RequestsOf(u *unstructured.Unstructured, kind Kind) corev1.ResourceList {
-	var spec platformv1alpha1.CapabilitySpec
-	if raw, ok, _ := unstructured.NestedMap(u.Object, "spec", "resources"); ok {
-		spec.Resources = parseResources(raw)
-	}
+	spec := resourcesOf(u)
 	var extra corev1.ResourceList
 	if kind.ExtraRequests != nil {
 		extra = kind.ExtraRequests(u)
 	}
 	return framework.RequestsOf(&spec, extra)
+}
+
+// NamedOf is what a capability document names in spec.resources, which a runtime must
+// offer (see framework.Capability.Named).
+func NamedOf(u *unstructured.Unstructured) []corev1.ResourceName {
+	spec := resourcesOf(u)
+	return framework.NamedResources(&spec)
+}
+
+// resourcesOf reads a document's spec.resources.
+func resourcesOf(u *unstructured.Unstructured) platformv1alpha1.CapabilitySpec {
+	var spec platformv1alpha1.CapabilitySpec
+	if raw, ok, _ := unstructured.NestedMap(u.Object, "spec", "resources"); ok {
+		spec.Resources = parseResources(raw)
+	}
+	return spec
 }
 
 func containsReg(list []toolscache.ResourceEventHandlerRegistration, r toolscache.ResourceEventHandlerRegistration) bool {

@@ -84,6 +84,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		GroupKind: gk,
 		Spec:      doc.Spec,
 		Requests:  RequestsOf(u, r.kind),
+		Named:     NamedOf(u),
 	}
 	w := &writer{client: cl.GetClient(), recorder: cl.GetEventRecorderFor(ControllerName), obj: u, doc: &doc, now: s.opts.Now}
 
@@ -183,6 +184,7 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 	report := schedulingReport(res, s.opts.Now())
 	if res.Chosen == nil {
 		metrics.SchedulingAttempts.WithLabelValues(metrics.ResultUnschedulable).Inc()
+		res.Hint = LocationHint(res, c, runtimes, s.classes(ctx))
 		return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonUnschedulable, res.Message(), report)
 	}
 
@@ -212,6 +214,20 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 	}
 	s.written.Store(key, chosen.Name)
 	return reconcile.Result{}, nil
+}
+
+// classes lists the provider's runtime classes for a location hint; none when there is
+// no lister or it fails (the hint is a courtesy, not worth a retry).
+func (s *Scheduler) classes(ctx context.Context) []*platformv1alpha1.ServiceRuntimeClass {
+	if s.opts.Classes == nil {
+		return nil
+	}
+	classes, err := s.opts.Classes.List(ctx)
+	if err != nil {
+		log.FromContext(ctx).V(1).Info("cannot list runtime classes for the location hint", "err", err)
+		return nil
+	}
+	return classes
 }
 
 // wait reports why the capability is not placed and retries it with backoff; a change

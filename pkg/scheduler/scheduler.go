@@ -61,6 +61,9 @@ type Options struct {
 	// Runtimes lists the provider's ServiceRuntimes (the provider workspace's cache).
 	// Required.
 	Runtimes RuntimeLister
+	// Classes lists the provider's ServiceRuntimeClasses, whose locations a capability
+	// that fits nowhere for its location is told of (see LocationHint). Optional.
+	Classes ClassLister
 	// MaxConcurrentReconciles per kind. The decisions themselves are made one at a time;
 	// this parallelizes the writes, whose latency (not msp's CPU) bounds the throughput
 	// when kcp is busy. Defaults to 32.

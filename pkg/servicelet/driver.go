@@ -27,6 +27,12 @@ type Capability struct {
 	Spec platformv1alpha1.CapabilitySpec
 	// Cluster is the logical cluster (tenant workspace) the document lives in.
 	Cluster string
+	// ConnectionDetails are what the capability's connection Secret holds now; nil when
+	// there is no Secret (yet, or the tenant deleted it). A driver checks the
+	// credentials in it (is the password still the one the thing accepts?) and returns
+	// those that are valid in its Observation, so that they are kept; for credentials
+	// it cannot vouch for it sets Observation.CredentialsInvalid.
+	ConnectionDetails ConnectionDetails
 }
 
 // Driver brings one provider's capabilities to life on a runtime. Every method must be
@@ -64,6 +70,24 @@ type Observation struct {
 	// Usage is what the thing uses on the runtime, added up into the runtime's
 	// status.usage.
 	Usage corev1.ResourceList
+	// Status holds the kind's own status fields (for example the real name of a
+	// database), by their top-level JSON name under status. The servicelet writes them
+	// together with its conditions. They must not name the platform's fields.
+	Status map[string]any
+	// CredentialsInvalid, when set, says in a tenant's words why the credentials in
+	// the connection Secret do not work (missing, or changed by hand). The servicelet
+	// then asks a CredentialRotator for new ones and says so in an event.
+	CredentialsInvalid string
+}
+
+// CredentialRotator is implemented by drivers whose things have credentials. The
+// servicelet calls it when a tenant asks for new credentials (the annotation
+// platform.msp.dev/rotate-credentials) and when Observe reports the Secret's ones
+// invalid.
+type CredentialRotator interface {
+	// RotateCredentials issues new credentials for an existing thing, so that the old
+	// ones stop working, and returns the connection details that change.
+	RotateCredentials(ctx context.Context, c *Capability) (ConnectionDetails, error)
 }
 
 // RuntimeProbe reports on the runtime as a whole, for its ServiceRuntime twin.

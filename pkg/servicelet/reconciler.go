@@ -2,17 +2,20 @@ package servicelet
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
@@ -29,9 +33,6 @@ import (
 // Field managers and event reasons of the servicelet.
 const (
 	FieldManager = "msp-servicelet"
-	// fieldManagerCreated owns the connection details only creation knows, so that
-	// applying the observed details never removes them.
-	fieldManagerCreated = "msp-servicelet-created"
 
 	EventCreated       = "Created"
 	EventUpdated       = "Updated"
@@ -68,9 +69,10 @@ type Reconciler struct {
 
 	mu    sync.Mutex
 	usage map[Key]corev1.ResourceList
-	// applied remembers, per capability and field manager, the connection details last
-	// written, so that an unchanged observation costs no write.
-	applied map[Key]map[string]string
+	// rotated remembers the rotation token this process last answered per capability:
+	// the cache may show the document from before the status said so, and one request
+	// must rotate once.
+	rotated map[Key]string
 }
 
 // Result says when to look at a capability again; zero means only on change.
@@ -86,7 +88,8 @@ func (r *Reconciler) Usage() map[Key]corev1.ResourceList {
 }
 
 // Reconcile brings one capability in line: finalizer, driver calls, connection Secret,
-// status. Errors come back for the caller's backoff, after Synced=False says why.
+// credentials, status. Errors come back for the caller's backoff, after the conditions
+// say why.
 func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 	obj := r.Source.Get(key)
 	if obj == nil {
@@ -111,9 +114,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 	w := &docWriter{r: r, key: key, client: client, gvr: r.Source.GVR(key.Kind), obj: obj, current: &doc.Status}
 	log := r.Log.WithValues("cluster", key.Cluster, "capability", key.Namespace+"/"+key.Name)
 
-	if obj.GetAnnotations()[platformv1alpha1.AnnotationPaused] == "true" {
+	var notes []string // said in the Synced condition's message when all else is well
+	switch paused := obj.GetAnnotations()[platformv1alpha1.AnnotationPaused]; paused {
+	case "true":
 		return Result{}, w.status(ctx, nil, synced(metav1.ConditionFalse, platformv1alpha1.ReasonReconcilePaused,
-			"reconciliation is paused by the "+platformv1alpha1.AnnotationPaused+" annotation"), "")
+			"reconciliation is paused by the "+platformv1alpha1.AnnotationPaused+" annotation"), nil)
+	case "":
+	default:
+		notes = append(notes, fmt.Sprintf("the annotation %s=%q is ignored: only \"true\" pauses", platformv1alpha1.AnnotationPaused, paused))
 	}
 	if obj.GetDeletionTimestamp() != nil {
 		return r.finalize(ctx, log, c, w)
@@ -125,48 +133,63 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		return Result{}, nil
 	}
 	if err := w.ensureFinalizer(ctx); err != nil {
-		return Result{}, err
+		return r.failed(ctx, log, w, "add the servicelet's finalizer", err)
 	}
 
+	secret, err := w.readSecret(ctx, false)
+	if err != nil {
+		return r.failed(ctx, log, w, "read the connection Secret", err)
+	}
+	c.ConnectionDetails = secretData(secret)
 	obs, err := r.Driver.Observe(ctx, c)
 	if err != nil {
 		return r.failed(ctx, log, w, "observe the capability", err)
 	}
+	if obs.Exists && obs.CredentialsInvalid != "" && w.secretFromCache {
+		// The cache may not have seen the Secret's last write yet: ask kcp before acting.
+		if secret, err = w.readSecret(ctx, true); err != nil {
+			return r.failed(ctx, log, w, "read the connection Secret", err)
+		}
+		c.ConnectionDetails = secretData(secret)
+		if obs, err = r.Driver.Observe(ctx, c); err != nil {
+			return r.failed(ctx, log, w, "observe the capability", err)
+		}
+	}
 	full := doc.Spec.ManagementPolicy != platformv1alpha1.ManagementPolicyObserveOnly
+	created := false
 	switch {
 	case !obs.Exists && !full:
+		msg := "not found on the runtime; the management policy is ObserveOnly, so the servicelet does not create it"
+		if obs.Message != "" {
+			msg = obs.Message
+		}
 		return Result{RequeueAfter: r.resync()}, w.status(ctx,
-			ready(metav1.ConditionFalse, platformv1alpha1.ReasonUnavailable, "not found on the runtime; the management policy is ObserveOnly, so the servicelet does not create it"),
-			synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), w.secretName())
+			ready(metav1.ConditionFalse, platformv1alpha1.ReasonUnavailable, msg),
+			synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), obs.Status)
 	case !obs.Exists:
 		details, err := r.Driver.Create(ctx, c)
 		if err != nil {
 			return r.failed(ctx, log, w, "create the capability", err)
 		}
+		created = true
 		log.Info("created")
 		w.event(ctx, corev1.EventTypeNormal, EventCreated, "created on runtime "+r.Runtime)
 		// Look again at once: most drivers create synchronously, and then the Secret
 		// and the status are written once (not once for "creating", once for "ready").
+		c.ConnectionDetails = details
 		after, err := r.Driver.Observe(ctx, c)
 		if err != nil || !after.Exists {
-			if err := w.secret(ctx, fieldManagerCreated, details); err != nil {
-				return Result{}, err
+			if err := w.secret(ctx, secret, details); err != nil {
+				return r.failed(ctx, log, w, "write the connection Secret", err)
 			}
 			return Result{RequeueAfter: notReadyRetry}, w.status(ctx,
 				ready(metav1.ConditionFalse, platformv1alpha1.ReasonCreating, "being created on runtime "+r.Runtime),
-				synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), w.secretName())
+				synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), after.Status)
 		}
-		// The creation's manager writes what was observed too; the observing manager
-		// takes those keys over only when they change.
 		all := ConnectionDetails{}
 		maps.Copy(all, details)
 		maps.Copy(all, after.ConnectionDetails)
-		if err := w.secret(ctx, fieldManagerCreated, all); err != nil {
-			return Result{}, err
-		}
-		if len(after.ConnectionDetails) > 0 {
-			w.remember(FieldManager, fingerprint(after.ConnectionDetails))
-		}
+		after.ConnectionDetails = all
 		obs = after
 	case !obs.UpToDate && full:
 		if err := r.Driver.Update(ctx, c); err != nil {
@@ -176,15 +199,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		w.event(ctx, corev1.EventTypeNormal, EventUpdated, "brought in line with its spec on runtime "+r.Runtime)
 	}
 
+	var rotated *platformv1alpha1.CredentialsStatus
+	if !created && obs.Exists {
+		var err error
+		rotated, err = r.rotate(ctx, log, c, w, &obs, full)
+		if err != nil {
+			return r.failed(ctx, log, w, "rotate the credentials", err)
+		}
+	}
+
 	r.mu.Lock()
 	if r.usage == nil {
 		r.usage = map[Key]corev1.ResourceList{}
 	}
 	r.usage[key] = obs.Usage
 	r.mu.Unlock()
-	if err := w.secret(ctx, FieldManager, obs.ConnectionDetails); err != nil {
-		return Result{}, err
+	if err := w.secret(ctx, secret, obs.ConnectionDetails); err != nil {
+		return r.failed(ctx, log, w, "write the connection Secret", err)
 	}
+	w.credentials = rotated
 	readyCond := ready(metav1.ConditionTrue, platformv1alpha1.ReasonAvailable, "available on runtime "+r.Runtime)
 	next := r.resync()
 	if !obs.Ready {
@@ -195,11 +228,67 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		readyCond = ready(metav1.ConditionFalse, platformv1alpha1.ReasonCreating, msg+" (runtime "+r.Runtime+")")
 		next = notReadyRetry
 	}
-	syncedCond := synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, "")
+	syncedCond := synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, strings.Join(notes, "; "))
 	if !obs.UpToDate && !full {
 		syncedCond = synced(metav1.ConditionFalse, platformv1alpha1.ReasonReconcileError, "differs from its spec; the management policy is ObserveOnly, so the servicelet does not change it: "+obs.Message)
 	}
-	return Result{RequeueAfter: next}, w.status(ctx, readyCond, syncedCond, w.secretName())
+	return Result{RequeueAfter: next}, w.status(ctx, readyCond, syncedCond, obs.Status)
+}
+
+// rotate issues new credentials when the tenant asked (a new value of the rotation
+// annotation) or when the Secret's ones do not work, merging them into obs. It returns
+// what status.credentials should say, or nil when nothing was rotated.
+func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, c *Capability, w *docWriter, obs *Observation, full bool) (*platformv1alpha1.CredentialsStatus, error) {
+	token := c.Object.GetAnnotations()[platformv1alpha1.AnnotationRotateCredentials]
+	var last string
+	if w.current.Credentials != nil {
+		last = w.current.Credentials.RotationToken
+	}
+	r.mu.Lock()
+	answered := r.rotated[w.key]
+	r.mu.Unlock()
+	requested := token != "" && token != last && token != answered
+	if !requested && obs.CredentialsInvalid == "" {
+		return nil, nil
+	}
+	rotator, ok := r.Driver.(CredentialRotator)
+	switch {
+	case !full && requested:
+		return nil, NewTenantError("the management policy is ObserveOnly, so the servicelet does not rotate credentials")
+	case !full:
+		return nil, nil
+	case !ok && requested:
+		return nil, NewTenantError("this kind has no credentials to rotate")
+	case !ok:
+		return nil, nil
+	}
+	details, err := rotator.RotateCredentials(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	all := ConnectionDetails{}
+	maps.Copy(all, obs.ConnectionDetails)
+	maps.Copy(all, details)
+	obs.ConnectionDetails = all
+	now := metav1.Now()
+	st := &platformv1alpha1.CredentialsStatus{RotatedAt: &now, RotationToken: last}
+	if requested {
+		st.RotationToken = token
+		r.mu.Lock()
+		if r.rotated == nil {
+			r.rotated = map[Key]string{}
+		}
+		r.rotated[w.key] = token
+		r.mu.Unlock()
+		log.Info("rotated credentials on request")
+		w.eventAlways(ctx, corev1.EventTypeNormal, platformv1alpha1.ReasonCredentialsRotated,
+			"issued new credentials as asked by the "+platformv1alpha1.AnnotationRotateCredentials+" annotation; the old ones no longer work")
+	} else {
+		log.Info("rotated credentials", "why", obs.CredentialsInvalid)
+		w.eventAlways(ctx, corev1.EventTypeWarning, platformv1alpha1.ReasonCredentialsRotated,
+			obs.CredentialsInvalid+"; issued new credentials and wrote them into the connection Secret")
+	}
+	return st, nil
 }
 
 // finalize runs the deletion policy, removes the connection Secret (unless orphaned) and
@@ -222,10 +311,10 @@ func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, c *Capabilit
 		}
 		if obs.Exists {
 			return Result{RequeueAfter: notReadyRetry}, w.status(ctx,
-				ready(metav1.ConditionFalse, platformv1alpha1.ReasonDeleting, "being deleted from runtime "+r.Runtime), nil, "")
+				ready(metav1.ConditionFalse, platformv1alpha1.ReasonDeleting, "being deleted from runtime "+r.Runtime), nil, nil)
 		}
 		if err := w.deleteSecret(ctx); err != nil {
-			return Result{}, err
+			return r.failed(ctx, log, w, "delete the connection Secret", err)
 		}
 		log.Info("deleted")
 		w.event(ctx, corev1.EventTypeNormal, EventDeleted, "deleted from runtime "+r.Runtime)
@@ -234,11 +323,15 @@ func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, c *Capabilit
 		w.event(ctx, corev1.EventTypeNormal, EventOrphaned, "left running on runtime "+r.Runtime+" (deletion policy Orphan)")
 	}
 	r.forget(w.key)
-	return Result{}, w.removeFinalizer(ctx)
+	if err := w.removeFinalizer(ctx); err != nil {
+		return r.failed(ctx, log, w, "remove the servicelet's finalizer", err)
+	}
+	return Result{}, nil
 }
 
-// failed reports a failed step as Synced=False, with the error's message if the driver
-// made it for the tenant, and hands the error back for backoff.
+// failed reports a failed step in the log, as Synced=False with the error's message if
+// the driver made it for the tenant, and as Ready=False unless the thing is known to be
+// usable (so the READY column never stays blank), and hands the error back for backoff.
 func (r *Reconciler) failed(ctx context.Context, log logr.Logger, w *docWriter, step string, err error) (Result, error) {
 	msg := tenantMessage(step, err)
 	log.Error(err, "reconcile failed", "step", step)
@@ -246,7 +339,11 @@ func (r *Reconciler) failed(ctx context.Context, log logr.Logger, w *docWriter, 
 	if old == nil || old.Message != msg {
 		w.event(ctx, corev1.EventTypeWarning, EventReconcileFail, msg)
 	}
-	if werr := w.status(ctx, nil, synced(metav1.ConditionFalse, platformv1alpha1.ReasonReconcileError, msg), ""); werr != nil {
+	var readyCond *metav1.Condition
+	if !meta.IsStatusConditionTrue(w.current.Conditions, platformv1alpha1.ConditionReady) {
+		readyCond = ready(metav1.ConditionFalse, platformv1alpha1.ReasonReconcileError, msg)
+	}
+	if werr := w.status(ctx, readyCond, synced(metav1.ConditionFalse, platformv1alpha1.ReasonReconcileError, msg), nil); werr != nil {
 		log.Error(werr, "failed to report the error")
 	}
 	return Result{}, fmt.Errorf("failed to %s: %w", step, err)
@@ -263,7 +360,7 @@ func (r *Reconciler) forget(key Key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.usage, key)
-	delete(r.applied, key)
+	delete(r.rotated, key)
 }
 
 func ready(status metav1.ConditionStatus, reason, msg string) *metav1.Condition {
@@ -282,6 +379,12 @@ type docWriter struct {
 	gvr     schema.GroupVersionResource
 	obj     *unstructured.Unstructured
 	current *platformv1alpha1.CapabilityStatus
+	// secretFromCache says that the Secret last read came from the cache, not from kcp.
+	secretFromCache bool
+	// credentials, when set, is written into status.credentials.
+	credentials *platformv1alpha1.CredentialsStatus
+	// hasSecret says that the connection Secret holds what the driver reported.
+	hasSecret bool
 }
 
 func (w *docWriter) hasFinalizer() bool {
@@ -327,53 +430,127 @@ func (w *docWriter) patchFinalizers(ctx context.Context, finalizers []string) er
 	return nil
 }
 
-func (w *docWriter) secretName() string {
-	return strings.ToLower(w.obj.GetKind()) + "-" + w.obj.GetName()
+// SecretName is the name of a capability's connection Secret: the kind in lower case,
+// a dash and the capability's name; a name too long for a Secret is cut and made unique
+// with a hash of the whole.
+func SecretName(kind, name string) string {
+	n := strings.ToLower(kind) + "-" + name
+	if len(n) <= validation.DNS1123SubdomainMaxLength {
+		return n
+	}
+	sum := sha256.Sum256([]byte(n))
+	return strings.TrimRight(n[:validation.DNS1123SubdomainMaxLength-11], "-.") + "-" + hex.EncodeToString(sum[:5])
 }
 
-// secret applies connection details into the capability's Secret with the given field
-// manager. Nothing is written when the details did not change since the last write.
-func (w *docWriter) secret(ctx context.Context, manager string, details ConnectionDetails) error {
+func (w *docWriter) secretName() string { return SecretName(w.obj.GetKind(), w.obj.GetName()) }
+
+// readSecret returns the connection Secret, nil when there is none: from the cache of
+// Secrets unless live is set or the cache cannot tell yet.
+func (w *docWriter) readSecret(ctx context.Context, live bool) (*unstructured.Unstructured, error) {
+	if !live {
+		if s, ok := w.r.Source.CachedSecret(w.key, w.secretName()); ok {
+			w.secretFromCache = true
+			return s, nil
+		}
+	}
+	w.secretFromCache = false
+	s, err := w.client.Resource(secretsGVR).Namespace(w.obj.GetNamespace()).Get(ctx, w.secretName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return s, err
+}
+
+// secretData decodes a Secret's data; nil for no Secret.
+func secretData(s *unstructured.Unstructured) ConnectionDetails {
+	if s == nil {
+		return nil
+	}
+	raw, _, _ := unstructured.NestedStringMap(s.Object, "data")
+	out := ConnectionDetails{}
+	for k, v := range raw {
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+			out[k] = b
+		}
+	}
+	return out
+}
+
+// secret makes the connection Secret hold details (and its labels), server-side. It
+// writes nothing when current, the Secret as last read, already does; when current came
+// from the cache and differs, kcp is asked first, as the cache may be behind.
+func (w *docWriter) secret(ctx context.Context, current *unstructured.Unstructured, details ConnectionDetails) error {
 	if len(details) == 0 {
 		return nil
+	}
+	w.hasSecret = true
+	if w.secretHolds(current, details) {
+		return nil
+	}
+	if w.secretFromCache {
+		live, err := w.readSecret(ctx, true)
+		if err != nil {
+			return err
+		}
+		if w.secretHolds(live, details) {
+			return nil
+		}
 	}
 	data := map[string]any{}
 	for k, v := range details {
 		data[k] = base64.StdEncoding.EncodeToString(v)
 	}
-	fp := fingerprint(details)
-	if w.seen(manager, fp) {
-		return nil
-	}
 	s := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1",
 		"kind":       "Secret",
 		"metadata": map[string]any{
-			"name":      w.secretName(),
-			"namespace": w.obj.GetNamespace(),
-			"labels": map[string]any{
-				"platform.msp.dev/capability": w.obj.GetName(),
-				"platform.msp.dev/kind":       w.obj.GetKind(),
-			},
+			"name":        w.secretName(),
+			"namespace":   w.obj.GetNamespace(),
+			"labels":      w.secretLabels(),
+			"annotations": map[string]any{platformv1alpha1.AnnotationCapability: w.obj.GetName()},
 		},
 		"type": "Opaque",
 		"data": data,
 	}}
-	if _, err := w.client.Resource(secretsGVR).Namespace(w.obj.GetNamespace()).Apply(ctx, w.secretName(), s, metav1.ApplyOptions{FieldManager: manager, Force: true}); err != nil {
-		return fmt.Errorf("failed to write the connection Secret: %w", err)
+	if _, err := w.client.Resource(secretsGVR).Namespace(w.obj.GetNamespace()).Apply(ctx, w.secretName(), s, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		var status apierrors.APIStatus
+		if errors.As(err, &status) && !apierrors.IsInternalError(err) && !apierrors.IsServiceUnavailable(err) && !apierrors.IsTimeout(err) {
+			// Refused in the tenant's own workspace (an immutable Secret of that name,
+			// a quota, a policy): the tenant can act on kcp's words.
+			return NewTenantError(fmt.Sprintf("the connection Secret %s cannot be written: %s", w.secretName(), status.Status().Message))
+		}
+		return fmt.Errorf("failed to write the connection Secret %s: %w", w.secretName(), err)
 	}
-	w.remember(manager, fp)
 	return nil
 }
 
-// fingerprint identifies a set of connection details.
-func fingerprint(details ConnectionDetails) string {
-	keys := make([]string, 0, len(details))
-	for k, v := range details {
-		keys = append(keys, k+"="+string(v))
+// secretLabels are bounded values only: the runtime (at most 63 characters by the
+// ServiceRuntime's validation) and the kind; the capability's name is an annotation.
+func (w *docWriter) secretLabels() map[string]any {
+	return map[string]any{
+		platformv1alpha1.LabelRuntime: w.r.Runtime,
+		platformv1alpha1.LabelKind:    w.obj.GetKind(),
 	}
-	sort.Strings(keys)
-	return strings.Join(keys, "\x00")
+}
+
+// secretHolds says whether s has exactly these details for the keys they name, and
+// the servicelet's labels and annotation.
+func (w *docWriter) secretHolds(s *unstructured.Unstructured, details ConnectionDetails) bool {
+	if s == nil {
+		return false
+	}
+	have := secretData(s)
+	for k, v := range details {
+		if string(have[k]) != string(v) {
+			return false
+		}
+	}
+	for k, v := range w.secretLabels() {
+		if s.GetLabels()[k] != v {
+			return false
+		}
+	}
+	return s.GetAnnotations()[platformv1alpha1.AnnotationCapability] == w.obj.GetName()
 }
 
 func (w *docWriter) deleteSecret(ctx context.Context) error {
@@ -385,9 +562,10 @@ func (w *docWriter) deleteSecret(ctx context.Context) error {
 }
 
 // status applies the servicelet's conditions (Ready and/or Synced), the observed
-// generation and the Secret reference, server-side, leaving the scheduler's fields alone.
-// It writes nothing when the document already says so.
-func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Condition, secret string) error {
+// generation, the Secret reference, status.credentials and the kind's own fields (extra),
+// server-side, leaving the scheduler's fields alone. It writes nothing when the document
+// already says so.
+func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Condition, extra map[string]any) error {
 	now := metav1.Now()
 	var conds []any
 	changed := false
@@ -422,12 +600,36 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 	if w.current.ObservedGeneration != w.obj.GetGeneration() {
 		changed = true
 	}
-	if secret == "" && w.current.ConnectionSecretRef != nil {
+	secret := ""
+	if w.current.ConnectionSecretRef != nil {
 		secret = w.current.ConnectionSecretRef.Name
+	}
+	if w.hasSecret {
+		secret = w.secretName()
 	}
 	if secret != "" {
 		st["connectionSecretRef"] = map[string]any{"name": secret}
 		if w.current.ConnectionSecretRef == nil || w.current.ConnectionSecretRef.Name != secret {
+			changed = true
+		}
+	}
+	creds := w.current.Credentials
+	if w.credentials != nil {
+		creds, changed = w.credentials, true
+	}
+	if creds != nil {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(creds)
+		if err != nil {
+			return err
+		}
+		st["credentials"] = u
+	}
+	// The kind's own fields: restated every time (server-side apply drops what an
+	// apply leaves out), written when they differ from what the document says.
+	have, _, _ := unstructured.NestedMap(w.obj.Object, "status")
+	for k, v := range ownStatus(have, extra) {
+		st[k] = v
+		if !equality.Semantic.DeepEqual(have[k], v) {
 			changed = true
 		}
 	}
@@ -442,17 +644,43 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 	}}
 	_, err := w.client.Resource(w.gvr).Namespace(w.obj.GetNamespace()).ApplyStatus(ctx, w.obj.GetName(), apply, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil && !apierrors.IsNotFound(err) {
+		w.r.Log.Error(err, "failed to write the status", "cluster", w.key.Cluster, "capability", w.key.Namespace+"/"+w.key.Name)
 		return fmt.Errorf("failed to write the status: %w", err)
 	}
 	return nil
 }
 
-// event records an event on the capability in its workspace. Failing to record one is
-// not worth failing the reconcile for.
+// platformStatus are the status fields of the capability contract; a kind's own fields
+// cannot take their names.
+var platformStatus = map[string]bool{"conditions": true, "observedGeneration": true, "location": true, "scheduling": true, "connectionSecretRef": true, "credentials": true}
+
+// ownStatus returns the kind's own status fields to write: extra when the driver
+// reported some, else those the document has (so an apply without them keeps them).
+func ownStatus(have, extra map[string]any) map[string]any {
+	out := map[string]any{}
+	src := extra
+	if src == nil {
+		src = have
+	}
+	for k, v := range src {
+		if !platformStatus[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// event records an event on the capability in its workspace; Normal ones only when
+// asked for. Failing to record one is not worth failing the reconcile for.
 func (w *docWriter) event(ctx context.Context, eventType, reason, msg string) {
 	if eventType == corev1.EventTypeNormal && !w.r.NormalEvents {
 		return
 	}
+	w.eventAlways(ctx, eventType, reason, msg)
+}
+
+// eventAlways records an event whatever its type: for what a tenant must hear about.
+func (w *docWriter) eventAlways(ctx context.Context, eventType, reason, msg string) {
 	now := metav1.Now()
 	ev := &corev1.Event{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
@@ -473,22 +701,4 @@ func (w *docWriter) event(ctx context.Context, eventType, reason, msg string) {
 	if _, err := w.client.Resource(eventsGVR).Namespace(w.obj.GetNamespace()).Create(ctx, &unstructured.Unstructured{Object: u}, metav1.CreateOptions{}); err != nil {
 		w.r.Log.Info("failed to record event", "reason", reason, "err", err.Error())
 	}
-}
-
-func (w *docWriter) seen(manager, fingerprint string) bool {
-	w.r.mu.Lock()
-	defer w.r.mu.Unlock()
-	return w.r.applied[w.key][manager] == fingerprint
-}
-
-func (w *docWriter) remember(manager, fingerprint string) {
-	w.r.mu.Lock()
-	defer w.r.mu.Unlock()
-	if w.r.applied == nil {
-		w.r.applied = map[Key]map[string]string{}
-	}
-	if w.r.applied[w.key] == nil {
-		w.r.applied[w.key] = map[string]string{}
-	}
-	w.r.applied[w.key][manager] = fingerprint
 }

@@ -68,6 +68,9 @@ type Source struct {
 type endpoint struct {
 	cancel    context.CancelFunc
 	informers []kcpcache.ScopeableSharedIndexInformer
+	// secrets holds the connection Secrets this runtime's servicelet wrote (they carry
+	// the runtime label), so that a Secret deleted or edited by hand is repaired at once.
+	secrets kcpcache.ScopeableSharedIndexInformer
 	// writeCfg and httpClient address the endpoint; clients holds one dynamic client per
 	// workspace written to, all sharing httpClient.
 	writeCfg   *rest.Config
@@ -209,7 +212,75 @@ func (s *Source) watch(ctx context.Context, url string) (*endpoint, error) {
 		ep.informers = append(ep.informers, inf)
 		go inf.RunWithContext(epCtx)
 	}
+	if ep.secrets, err = s.watchSecrets(epCtx, dyn, url); err != nil {
+		cancel()
+		return nil, err
+	}
 	return ep, nil
+}
+
+// watchSecrets follows the connection Secrets labelled with this runtime: a change to
+// one (a tenant deleting or editing it) queues its capability.
+func (s *Source) watchSecrets(ctx context.Context, dyn dynamic.Interface, url string) (kcpcache.ScopeableSharedIndexInformer, error) {
+	selector := s.selector.String()
+	ri := dyn.Resource(secretsGVR)
+	lw := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = selector
+			return ri.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = selector
+			return ri.Watch(ctx, o)
+		},
+	}
+	inf := kcpinformers.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, toolscache.Indexers{})
+	enqueue := func(obj any) {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return
+		}
+		name := u.GetAnnotations()[platformv1alpha1.AnnotationCapability]
+		kind := u.GetLabels()[platformv1alpha1.LabelKind]
+		for i, k := range s.kinds {
+			if k.GVK.Kind == kind && name != "" {
+				s.queue.Add(Key{URL: url, Kind: i, Cluster: clusterOf(u), Namespace: u.GetNamespace(), Name: name})
+			}
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	}); err != nil {
+		return nil, err
+	}
+	go inf.RunWithContext(ctx)
+	return inf, nil
+}
+
+// CachedSecret returns the Secret named name in key's workspace and namespace as the
+// cache holds it, and whether the cache can tell (false until the Secrets are listed;
+// then nil means there is none).
+func (s *Source) CachedSecret(key Key, name string) (*unstructured.Unstructured, bool) {
+	s.mu.Lock()
+	ep := s.endpoints[key.URL]
+	s.mu.Unlock()
+	if ep == nil || ep.secrets == nil || !ep.secrets.HasSynced() {
+		return nil, false
+	}
+	obj, ok, err := ep.secrets.GetIndexer().GetByKey(kcpcache.ToClusterAwareKey(key.Cluster, key.Namespace, name))
+	if err != nil {
+		return nil, false
+	}
+	if !ok {
+		return nil, true
+	}
+	u, _ := obj.(*unstructured.Unstructured)
+	return u, true
 }
 
 func clusterOf(u *unstructured.Unstructured) string {

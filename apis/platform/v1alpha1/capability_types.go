@@ -9,24 +9,34 @@ import (
 // embeds it inline next to its own fields; the scheduler, the runtime manager and the
 // servicelet framework work on any kind that does.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.runtimeName) || (has(self.runtimeName) && self.runtimeName == oldSelf.runtimeName)",message="runtimeName cannot be changed or removed once set"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.runtimeName) || (has(self.placement) == has(oldSelf.placement) && (!has(self.placement) || self.placement == oldSelf.placement))",fieldPath=".placement",message="placement cannot change once the capability runs on a runtime (spec.runtimeName is set); to move it, create a new capability with the new placement, then delete this one"
 type CapabilitySpec struct {
 	// runtimeName is the name of the ServiceRuntime that hosts this capability, like a
-	// Pod's nodeName. The scheduler writes it; a consumer may set it when creating the
-	// capability, and the scheduler then checks that the runtime exists and fits. Once
-	// set it never changes.
+	// Pod's nodeName. The scheduler writes it, and copies it into the label
+	// platform.msp.dev/runtime; a consumer may set it when creating the capability, and
+	// the scheduler then checks that the runtime exists and fits. It is a DNS label (at
+	// most 63 lower-case letters, digits and dashes), like every ServiceRuntime name.
+	// Once set it never changes.
 	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	RuntimeName string `json:"runtimeName,omitempty"`
 
-	// placement constrains where the capability may run.
+	// placement constrains where the capability may run. It cannot change once
+	// runtimeName is set: to move a capability, create a new one with the new placement.
 	// +optional
+	// +kubebuilder:default={}
 	Placement Placement `json:"placement,omitempty"`
 
 	// resources is how much of a runtime's capacity the capability needs, per resource
-	// name (for example "storage: 10Gi"). Every capability also uses one of the
-	// well-known resource "capabilities".
+	// name (for example "storage: 10Gi"), at most 12 of them. Every quantity must be
+	// greater than zero. Every capability also uses exactly one of the well-known
+	// resource "capabilities", which the platform counts by itself: it cannot be set here.
 	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:validation:MaxProperties=12
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == string ? !isQuantity(self[k]) || quantity(self[k]).isGreaterThan(quantity('0')) : self[k] > 0)",message="every quantity in resources must be greater than zero",messageExpression="'every quantity in resources must be greater than zero, and ' + self.filter(k, type(self[k]) == string ? isQuantity(self[k]) && !quantity(self[k]).isGreaterThan(quantity('0')) : self[k] <= 0)[0] + ' is not'"
+	// +kubebuilder:validation:XValidation:rule="!('capabilities' in self)",message="resources must not set capabilities: the platform counts exactly one per capability by itself; remove the key"
 	Resources corev1.ResourceList `json:"resources,omitempty"`
 
 	// deletionPolicy says what happens to the thing on the runtime when the capability
@@ -156,6 +166,24 @@ type CapabilityStatus struct {
 	// the connection details the servicelet wrote back.
 	// +optional
 	ConnectionSecretRef *corev1.LocalObjectReference `json:"connectionSecretRef,omitempty"`
+
+	// credentials reports the last time the servicelet issued new credentials.
+	// +optional
+	Credentials *CredentialsStatus `json:"credentials,omitempty"`
+}
+
+// CredentialsStatus reports on the credentials in a capability's connection Secret.
+type CredentialsStatus struct {
+	// rotatedAt is when the servicelet last issued new credentials (on request, or
+	// because the Secret had lost or changed them).
+	// +optional
+	RotatedAt *metav1.Time `json:"rotatedAt,omitempty"`
+
+	// rotationToken is the value of the platform.msp.dev/rotate-credentials annotation
+	// that the last requested rotation answered. A new value asks for a new rotation.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	RotationToken string `json:"rotationToken,omitempty"`
 }
 
 // SchedulingStatus explains a scheduling attempt.

@@ -48,6 +48,13 @@ const (
 	ReasonReconcilePaused = "ReconcilePaused"
 )
 
+// Reasons of events about credentials.
+const (
+	// ReasonCredentialsRotated: new credentials were issued, because the tenant asked
+	// or because the connection Secret lost or changed the old ones.
+	ReasonCredentialsRotated = "CredentialsRotated"
+)
+
 // Condition types and reasons of service runtimes.
 const (
 	// ReasonHeartbeatFresh: the servicelet reports in time.
@@ -64,7 +71,17 @@ const (
 	// together with the assignment; a servicelet selects its shard by it server-side.
 	LabelRuntime = "platform.msp.dev/runtime"
 	// AnnotationPaused set to "true" stops the servicelet from reconciling the capability.
+	// Any other value is ignored, and the Synced condition says so.
 	AnnotationPaused = "platform.msp.dev/paused"
+	// AnnotationRotateCredentials asks for new credentials: whenever its value changes
+	// (a timestamp, say), the servicelet issues new ones, writes them into the connection
+	// Secret and records the value in status.credentials.rotationToken.
+	AnnotationRotateCredentials = "platform.msp.dev/rotate-credentials"
+	// LabelKind on a connection Secret names the kind of the capability it belongs to.
+	LabelKind = "platform.msp.dev/kind"
+	// AnnotationCapability on a connection Secret names the capability it belongs to
+	// (an annotation: names may be longer than a label value may be).
+	AnnotationCapability = "platform.msp.dev/capability"
 	// FinalizerServicelet is owned by the servicelet that brought the capability to life.
 	FinalizerServicelet = "platform.msp.dev/servicelet"
 )

@@ -9,6 +9,8 @@ import (
 // capabilities, such as a PostgreSQL server or a Kubernetes cluster. It lives in the
 // provider workspace. Operators (or the runtime manager) write its spec; the runtime's
 // servicelet keeps its status true. The scheduler reads both to place capabilities.
+// Its name is a DNS label of at most 63 characters, since capabilities carry it in a
+// label.
 //
 // +genclient
 // +genclient:nonNamespaced
@@ -24,6 +26,8 @@ import (
 // +kubebuilder:printcolumn:name="Class",type=string,JSONPath=`.spec.runtimeClassName`,priority=1
 // +kubebuilder:printcolumn:name="Heartbeat",type=date,JSONPath=`.status.lastHeartbeatTime`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="a ServiceRuntime name must be at most 63 characters: capabilities carry it in spec.runtimeName and in the label platform.msp.dev/runtime, whose values are limited to 63; choose a shorter name"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="a ServiceRuntime name must be a DNS label (lower-case letters, digits and dashes, no dots), as spec.runtimeName of a capability must be; choose another name"
 type ServiceRuntime struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -9,7 +9,8 @@ import (
 // ServiceRuntimeClass tells the runtime manager what it may order when no runtime fits a
 // capability: where new runtimes can go, what each one hosts and how much, how many may
 // exist, how long an empty one lives, and which procurement driver orders them. It lives
-// in the provider workspace.
+// in the provider workspace. Its name is a DNS label of at most 56 characters: each
+// runtime it orders is named after it, followed by a dash and 6 hex characters.
 //
 // +genclient
 // +genclient:nonNamespaced
@@ -21,6 +22,8 @@ import (
 // +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.spec.maxRuntimes`
 // +kubebuilder:printcolumn:name="Runtimes",type=integer,JSONPath=`.status.runtimes`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56",message="a ServiceRuntimeClass name must be at most 56 characters: the runtime manager names each runtime it orders after its class followed by a dash and 6 hex characters, and a ServiceRuntime name is at most 63; choose a shorter name"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="a ServiceRuntimeClass name must be a DNS label (lower-case letters, digits and dashes, no dots), since the names of its runtimes are; choose another name"
 type ServiceRuntimeClass struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

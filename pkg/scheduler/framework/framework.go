@@ -55,11 +55,24 @@ type Result struct {
 	Unfit map[string]string
 	// Ranked are all runtimes that fit, best first. Only Explain fills it.
 	Ranked []Candidate
+	// Hint, when set, is appended to the Message of a result without Chosen: what the
+	// tenant could ask for instead (the framework does not fill it; see
+	// scheduler.LocationHint).
+	Hint string
 }
 
 // Message summarizes the result for a tenant, e.g.
-// "0/7 runtimes fit: 4 region not allowed, 2 insufficient capacity, 1 not ready".
+// "0/7 runtimes fit: 4 region not allowed, 2 insufficient capacity, 1 not ready",
+// followed by "; " and the Hint when nothing fits and there is one.
 func (r *Result) Message() string {
+	msg := r.summary()
+	if r.Chosen == nil && r.Hint != "" {
+		msg += "; " + r.Hint
+	}
+	return msg
+}
+
+func (r *Result) summary() string {
 	if r.Evaluated == 0 {
 		return "0/0 runtimes fit: no runtime is registered for this kind"
 	}

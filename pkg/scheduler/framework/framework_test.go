@@ -383,10 +383,50 @@ func TestRequestsOf(t *testing.T) {
 		{name: "a capabilities entry in spec.resources is ignored", resources: list("capabilities", "5", "storage", "1Gi"), want: list("capabilities", "1", "storage", "1Gi")},
 		{name: "extra is added", extra: list("storage", "20Gi"), want: list("capabilities", "1", "storage", "20Gi")},
 		{
-			name:      "spec.resources win over extra",
-			resources: list("storage", "10Gi"),
-			extra:     list("storage", "20Gi", "memory", "1Gi"),
-			want:      list("capabilities", "1", "storage", "10Gi", "memory", "1Gi"),
+			// A 1Ti database cannot be made to count as 1Mi.
+			name:      "the kind's own request is a floor",
+			resources: list("storage", "1Mi"),
+			extra:     list("storage", "1Ti", "memory", "1Gi"),
+			want:      list("capabilities", "1", "storage", "1Ti", "memory", "1Gi"),
+		},
+		{
+			name:      "spec.resources may ask for more than the kind's own request",
+			resources: list("storage", "2Ti"),
+			extra:     list("storage", "1Ti"),
+			want:      list("capabilities", "1", "storage", "2Ti"),
+		},
+		{
+			name:      "equal quantities in other units",
+			resources: list("storage", "1024Mi"),
+			extra:     list("storage", "1Gi"),
+			want:      list("capabilities", "1", "storage", "1Gi"),
+		},
+		{
+			name:      "a negative spec.resources entry lowers nothing",
+			resources: list("storage", "-1Ti", "memory", "-1Gi"),
+			extra:     list("storage", "10Gi"),
+			want:      list("capabilities", "1", "storage", "10Gi"),
+		},
+		{
+			name:      "zero spec.resources entries are left out",
+			resources: list("storage", "0", "cpu", "0m"),
+			want:      list("capabilities", "1"),
+		},
+		{
+			name:  "non-positive kind requests are left out",
+			extra: list("storage", "-5Gi", "memory", "0"),
+			want:  list("capabilities", "1"),
+		},
+		{
+			name:      "a zero or negative capabilities entry does not lower the one",
+			resources: list("capabilities", "-3"),
+			extra:     list("capabilities", "0"),
+			want:      list("capabilities", "1"),
+		},
+		{
+			name:  "a capabilities entry in the kind's requests is ignored too",
+			extra: list("capabilities", "7"),
+			want:  list("capabilities", "1"),
 		},
 	}
 	sameQuantity := cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 })
@@ -400,6 +440,66 @@ func TestRequestsOf(t *testing.T) {
 			}
 			if diff := cmp.Diff(before, spec, sameQuantity); diff != "" {
 				t.Errorf("RequestsOf() changed the spec (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNamedResources(t *testing.T) {
+	list := func(pairs ...string) corev1.ResourceList {
+		out := corev1.ResourceList{}
+		for i := 0; i < len(pairs); i += 2 {
+			out[corev1.ResourceName(pairs[i])] = resource.MustParse(pairs[i+1])
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		resources corev1.ResourceList
+		want      []corev1.ResourceName
+	}{
+		{name: "nothing named"},
+		{name: "sorted", resources: list("storage", "1Gi", "cpu", "1", "memory", "1Gi"), want: []corev1.ResourceName{"cpu", "memory", "storage"}},
+		{name: "capabilities is not named", resources: list("capabilities", "2", "gpu", "1"), want: []corev1.ResourceName{"gpu"}},
+		{name: "non-positive quantities are not named", resources: list("gpu", "0", "cpu", "-1", "memory", "1Mi"), want: []corev1.ResourceName{"memory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := NamedResources(&platformv1alpha1.CapabilitySpec{Resources: tt.resources})
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("NamedResources() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMessageHint(t *testing.T) {
+	chosen := &RuntimeInfo{Runtime: &platformv1alpha1.ServiceRuntime{ObjectMeta: metav1.ObjectMeta{Name: "a"}}}
+	tests := []struct {
+		name string
+		res  Result
+		want string
+	}{
+		{
+			name: "no hint",
+			res:  Result{Evaluated: 2, Reasons: map[string]int{"country not allowed": 2}},
+			want: "0/2 runtimes fit: 2 country not allowed",
+		},
+		{
+			name: "hint appended when nothing fits",
+			res:  Result{Evaluated: 2, Reasons: map[string]int{"country not allowed": 2}, Hint: "this provider offers regions eu-de"},
+			want: "0/2 runtimes fit: 2 country not allowed; this provider offers regions eu-de",
+		},
+		{
+			name: "hint left out when a runtime was chosen",
+			res:  Result{Chosen: chosen, Evaluated: 2, Feasible: 1, Reasons: map[string]int{"country not allowed": 1}, Hint: "this provider offers regions eu-de"},
+			want: "1/2 runtimes fit: 1 country not allowed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.res.Message(); got != tt.want {
+				t.Errorf("Message() = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,9 +21,14 @@ type Capability struct {
 	GroupKind schema.GroupKind
 	// Spec is the platform's part of the document's spec.
 	Spec platformv1alpha1.CapabilitySpec
-	// Requests is what the capability uses on a runtime: spec.resources plus one of
-	// the well-known resource "capabilities" (see RequestsOf).
+	// Requests is what the capability uses on a runtime: its kind's own requests and
+	// spec.resources, the larger where both name a resource, plus exactly one of the
+	// well-known resource "capabilities" (see RequestsOf).
 	Requests corev1.ResourceList
+	// Named are the resources the tenant named in spec.resources (with a positive
+	// quantity, "capabilities" aside), sorted: a runtime must list each of them in its
+	// capacity to fit (see NamedResources). The kind's own requests are not among them.
+	Named []corev1.ResourceName
 }
 
 // Key identifies the capability across workspaces.
@@ -30,21 +36,52 @@ func (c *Capability) Key() string {
 	return c.Cluster + "|" + c.GroupKind.String() + "|" + c.Namespace + "/" + c.Name
 }
 
-// RequestsOf returns what a capability with this spec uses on its runtime: its
-// spec.resources, plus one "capabilities", plus extra (kind-specific requests, such as a
-// database's size as "storage"; spec.resources wins where both name a resource).
+// RequestsOf returns what a capability with this spec uses on its runtime: extra (the
+// kind's own requests, such as a database's size as "storage") and spec.resources,
+// plus exactly one "capabilities".
+//
+// The kind's own requests are a floor: where spec.resources names the same resource,
+// the larger quantity counts, so a tenant cannot make a 1Ti database count as 1Mi.
+// Quantities that are not positive (admission rejects them, but older objects may
+// carry them) are ignored: they must never lower what a runtime counts as allocated.
 func RequestsOf(spec *platformv1alpha1.CapabilitySpec, extra corev1.ResourceList) corev1.ResourceList {
 	out := corev1.ResourceList{}
-	for name, q := range extra {
+	raise := func(name corev1.ResourceName, q resource.Quantity) {
+		if name == platformv1alpha1.ResourceCapabilities || !Positive(q) {
+			return
+		}
+		if have, ok := out[name]; ok && have.Cmp(q) >= 0 {
+			return
+		}
 		out[name] = q.DeepCopy()
 	}
+	for name, q := range extra {
+		raise(name, q)
+	}
 	for name, q := range spec.Resources {
-		out[name] = q.DeepCopy()
+		raise(name, q)
 	}
 	// Always exactly one, whatever else says otherwise.
 	out[platformv1alpha1.ResourceCapabilities] = *resource.NewQuantity(1, resource.DecimalSI)
 	return out
 }
+
+// NamedResources returns the resources spec.resources names with a positive quantity,
+// other than "capabilities", sorted by name (see Capability.Named).
+func NamedResources(spec *platformv1alpha1.CapabilitySpec) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for name, q := range spec.Resources {
+		if name != platformv1alpha1.ResourceCapabilities && Positive(q) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Positive reports whether q is greater than zero. Only positive quantities count
+// towards a runtime's allocation.
+func Positive(q resource.Quantity) bool { return q.Sign() > 0 }
 
 // RuntimeInfo is a runtime as the scheduler sees it: its twin, and what is allocated on
 // it by the capabilities assigned to it, including decisions not yet observed (assumed).

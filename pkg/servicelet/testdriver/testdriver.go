@@ -3,6 +3,10 @@
 // deletion run end to end in tests and benchmarks, and a test can see what the driver did
 // (creates.log, deletes.log) and break the runtime on purpose (a file named "down").
 //
+// The thing keeps its token, so Observe restores a connection Secret that lost it; a
+// token changed by hand counts as invalid credentials, and RotateCredentials issues a new
+// one.
+//
 // Annotations on a capability steer it:
 //   - testdriver.msp.dev/fail: "<message>" makes Create and Update fail with that
 //     message, as a TenantError.
@@ -11,6 +15,7 @@ package testdriver
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -75,7 +80,12 @@ func key(c *servicelet.Capability) string {
 }
 
 func (d *Driver) path(c *servicelet.Capability) string {
-	return filepath.Join(d.opts.Dir, "things", key(c)+".json")
+	k := key(c)
+	if len(k) > 200 { // file names have at most 255 bytes
+		sum := sha256.Sum256([]byte(k))
+		k = hex.EncodeToString(sum[:])
+	}
+	return filepath.Join(d.opts.Dir, "things", k+".json")
 }
 
 func (d *Driver) read(c *servicelet.Capability) (*thing, error) {
@@ -123,6 +133,11 @@ func (d *Driver) Observe(_ context.Context, c *servicelet.Capability) (servicele
 		},
 		Usage: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")},
 	}
+	if have, ok := c.ConnectionDetails["token"]; ok && string(have) != t.Token {
+		obs.CredentialsInvalid = "the connection Secret's token is not the thing's"
+	} else {
+		obs.ConnectionDetails["token"] = []byte(t.Token)
+	}
 	if !ready {
 		obs.Message = "provisioning"
 	}
@@ -142,6 +157,26 @@ func (d *Driver) Create(_ context.Context, c *servicelet.Capability) (servicelet
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	t := &thing{Key: key(c), Generation: c.Object.GetGeneration(), ReadyAt: d.opts.Now().Add(d.opts.ProvisionDelay), Token: hex.EncodeToString(b)}
+	if err := d.write(c, t); err != nil {
+		return nil, err
+	}
+	return servicelet.ConnectionDetails{"token": []byte(t.Token)}, nil
+}
+
+// RotateCredentials gives the thing a new token.
+func (d *Driver) RotateCredentials(_ context.Context, c *servicelet.Capability) (servicelet.ConnectionDetails, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, err := d.read(c)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, errors.New("testdriver: nothing to rotate")
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	t.Token = hex.EncodeToString(b)
 	if err := d.write(c, t); err != nil {
 		return nil, err
 	}

@@ -4,14 +4,21 @@ package capacity
 import (
 	"context"
 
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 )
 
 // Name is the plugin's name.
 const Name = "capacity"
 
-// ReasonInsufficientCapacity is why a runtime without room for a request does not fit.
-const ReasonInsufficientCapacity = "insufficient capacity"
+// Reasons why a runtime does not fit, in the order they are checked.
+const (
+	// ReasonResourceNotOffered: the tenant named a resource in spec.resources that the
+	// runtime's capacity does not list.
+	ReasonResourceNotOffered = "resource not offered"
+	// ReasonInsufficientCapacity: the runtime has no room left for a request.
+	ReasonInsufficientCapacity = "insufficient capacity"
+)
 
 // Plugin is the capacity filter.
 type Plugin struct{}
@@ -24,13 +31,33 @@ func New() *Plugin { return &Plugin{} }
 // Name returns Name.
 func (*Plugin) Name() string { return Name }
 
-// Filter lets c onto r only if, for every resource c requests that r's capacity lists,
-// what is allocated plus the request stays within the capacity. A resource that r does
-// not list is not limited there.
+// Filter lets c onto r only if r offers every resource the tenant asked for and has
+// room for what c requests. Requests come from two places, and a resource r's capacity
+// does not list means something different for each:
+//
+//   - A resource the tenant names in spec.resources (c.Named; "capabilities" aside) must
+//     be listed by r, as a Kubernetes node without an extended resource does not take a
+//     pod that requests it: an unlisted resource is not offered there, and r does not
+//     fit (ReasonResourceNotOffered).
+//   - The kind's own requests (a PostgresDatabase's size as "storage") and the one
+//     "capabilities" every capability takes count only where r lists the resource: a
+//     provider that does not meter storage does not list it, and is not limited by it.
+//
+// For every resource c requests that r lists, what is allocated plus the request must
+// stay within the capacity (ReasonInsufficientCapacity). Requests that are not
+// positive are ignored.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, c *framework.Capability, r *framework.RuntimeInfo) *framework.Status {
+	for _, name := range c.Named {
+		if name == platformv1alpha1.ResourceCapabilities {
+			continue // every capability takes one; a runtime that lists none is unlimited
+		}
+		if _, ok := r.Runtime.Spec.Capacity[name]; !ok {
+			return framework.NewUnschedulable(ReasonResourceNotOffered)
+		}
+	}
 	for name, req := range c.Requests {
 		limit, ok := r.Runtime.Spec.Capacity[name]
-		if !ok {
+		if !ok || !framework.Positive(req) {
 			continue
 		}
 		// Copy: Add may write through to a Quantity's shared decimal.

@@ -116,8 +116,8 @@ func Info(rt *platformv1alpha1.ServiceRuntime) *framework.RuntimeInfo {
 type CapabilityOption func(*framework.Capability)
 
 // Capability returns a capability "default/db" of Kind in workspace "tenant-a", without
-// placement constraints. opts change it; unless one sets Requests, they are then derived
-// from the spec with framework.RequestsOf.
+// placement constraints. opts change it; unless one sets Requests, they and Named are
+// then derived from the spec with framework.RequestsOf and framework.NamedResources.
 func Capability(opts ...CapabilityOption) *framework.Capability {
 	c := &framework.Capability{Cluster: "tenant-a", Namespace: "default", Name: "db", GroupKind: Kind}
 	for _, o := range opts {
@@ -125,6 +125,7 @@ func Capability(opts ...CapabilityOption) *framework.Capability {
 	}
 	if c.Requests == nil {
 		c.Requests = framework.RequestsOf(&c.Spec, nil)
+		c.Named = framework.NamedResources(&c.Spec)
 	}
 	return c
 }
