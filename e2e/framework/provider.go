@@ -83,6 +83,9 @@ func (e *Env) NewProviderFor(t testing.TB, group string) *Provider {
 	if _, err := bootstrap.Apply(ctx, bootstrap.Options{Config: e.Config}, ws.Path, append(objs, binding)...); err != nil {
 		t.Fatalf("failed to set up provider %s: %v", ws.Path, err)
 	}
+	// A ServiceRuntime created before the binding's resources are listed fails with
+	// "no matches for kind".
+	waitServed(t, ws, "platform.msp.dev/v1alpha1")
 	return &Provider{Workspace: ws, Export: group, env: e}
 }
 
