@@ -119,6 +119,12 @@ test-e2e: tools build postgres ## End-to-end tests against a real kcp (one per t
 test-verify: tools ## Show that `make verify` passes on a clean tree and fails on a stale one.
 	BIN=$(BIN) hack/test-verify.sh
 
+##@ Probes (not part of `make test`)
+
+.PHONY: probe-kcp-authz
+probe-kcp-authz: tools build ## Experiments on kcp's authorization for per-component identities (e2e/probe/FINDINGS.md; about 6 minutes).
+	MSP_BIN=$(BIN) go test -tags probe -count=1 -v -timeout 30m ./e2e/probe
+
 ##@ Benchmarks (not part of `make test`)
 
 BENCH_FLAGS ?=
