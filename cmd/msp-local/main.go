@@ -50,7 +50,7 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	start := time.Now()
 	kcpDir := filepath.Join(opts.Home, "kcp")
 	fmt.Printf("Starting kcp (data: %s, log: %s) ...\n", kcpDir, filepath.Join(kcpDir, launcher.LogFile))
-	server, err := launcher.Start(ctx, launcher.Options{Binary: opts.KCPBinary, DataDir: kcpDir, SecurePort: opts.Port})
+	server, err := launcher.Start(ctx, launcher.Options{Binary: opts.KCPBinary, DataDir: kcpDir, SecurePort: opts.Port, Users: []string{tenantUser}})
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,10 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 
 	kubeconfig, err := userKubeconfig(server, opts.Home)
 	if err != nil {
+		return err
+	}
+	tenantKubeconfig := filepath.Join(opts.Home, "acme.kubeconfig")
+	if err := server.UserKubeconfig(tenantUser, "root:tenants:acme", tenantKubeconfig); err != nil {
 		return err
 	}
 
@@ -121,7 +125,7 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		fmt.Printf("Runtime %s (%s, %s): PostgreSQL on 127.0.0.1:%d, servicelet log %s\n", rt.name, rt.region, rt.country, srv.Port(), s.log)
 	}
 
-	printUsage(kubeconfig, time.Since(start))
+	printUsage(tenantKubeconfig, kubeconfig, time.Since(start))
 
 	if opts.Exit {
 		return nil
@@ -172,30 +176,36 @@ func userKubeconfig(server *launcher.Server, home string) (string, error) {
 	return path, nil
 }
 
-// tenantWalkthrough is what a tenant types; the README's quick start shows the same
-// text (a test checks), rendered with $PWD/.msp/admin.kubeconfig and $PWD/_bin.
+// tenantUser is the demo tenant's own user: admin of root:tenants:acme only
+// (workspaces/root/tenants/acme binds it).
+const tenantUser = "acme-admin"
+
+// tenantWalkthrough is what a tenant and the operator type; the README's quick start
+// shows the same text (a test checks), rendered with $PWD/.msp/acme.kubeconfig,
+// $PWD/.msp/admin.kubeconfig and $PWD/_bin.
 //
 //go:embed tenant.txt
 var tenantWalkthrough string
 
-// Walkthrough renders the tenant walkthrough for a kubeconfig and a folder of binaries.
-func Walkthrough(kubeconfig, bin string) string {
+// Walkthrough renders the walkthrough for the tenant's and the operator's kubeconfigs
+// and a folder of binaries.
+func Walkthrough(tenantKubeconfig, kubeconfig, bin string) string {
 	var b strings.Builder
 	t := template.Must(template.New("tenant").Parse(tenantWalkthrough))
-	if err := t.Execute(&b, map[string]string{"Kubeconfig": kubeconfig, "Bin": bin}); err != nil {
+	if err := t.Execute(&b, map[string]string{"TenantKubeconfig": tenantKubeconfig, "Kubeconfig": kubeconfig, "Bin": bin}); err != nil {
 		panic(err) // the template is embedded and tested
 	}
 	return b.String()
 }
 
-func printUsage(kubeconfig string, took time.Duration) {
+func printUsage(tenantKubeconfig, kubeconfig string, took time.Duration) {
 	// The kubectl plugins sit next to msp-local in _bin.
 	bin := "_bin"
 	if exe, err := os.Executable(); err == nil {
 		bin = filepath.Dir(exe)
 	}
 	fmt.Printf("\nmsp is up (%s). In another terminal:\n\n%s\nPress Ctrl-C to stop.\n",
-		took.Round(100*time.Millisecond), indent(Walkthrough(kubeconfig, bin), "  "))
+		took.Round(100*time.Millisecond), indent(Walkthrough(tenantKubeconfig, kubeconfig, bin), "  "))
 }
 
 func indent(text, prefix string) string {

@@ -104,6 +104,17 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 	}
 	conn.Close(context.Background())
 
+	// That kubeconfig is acme's own user, not a kcp admin: all of acme, nothing of root.
+	if out, err := kubectlIn("", "auth", "can-i", "*", "*"); err != nil || strings.TrimSpace(out) != "yes" {
+		t.Errorf("in acme, the tenant's kubeconfig can-i '*' '*' = %q (%v), want yes", out, err)
+	}
+	if out, err := kubectlIn("", "ws", ":root"); err != nil {
+		t.Fatalf("kubectl ws :root: %v\n%s", err, out)
+	}
+	if out, _ := kubectlIn("", "auth", "can-i", "delete", "workspaces"); !regexp.MustCompile(`(?m)^no\b`).MatchString(out) {
+		t.Errorf("at root, the tenant's kubeconfig can-i delete workspaces = %q, want no", out)
+	}
+
 	// Ctrl-C stops everything: msp-local exits and kcp's port is free again.
 	port := kcpPort(t, home)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

@@ -63,6 +63,11 @@ type Options struct {
 	StopTimeout time.Duration
 	// ExtraArgs are appended to `kcp start`.
 	ExtraArgs []string
+	// Users are static-token users of the embedded default that are not kcp admins (in
+	// the group msp:users): what they may do is what the workspace tree's RBAC grants
+	// them (the demo tenant's admin, say). Their tokens survive restarts; a user added
+	// later gets a token on the next start. See UserKubeconfig.
+	Users []string
 }
 
 // Server is a running kcp.
@@ -127,6 +132,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	token, err := platformToken(dataDir)
 	if err != nil {
+		return nil, err
+	}
+	if err := ensureUserTokens(dataDir, opts.Users); err != nil {
 		return nil, err
 	}
 	args := []string{"start",
@@ -289,6 +297,80 @@ func platformToken(dataDir string) (string, error) {
 		return "", fmt.Errorf("launcher: failed to write %s: %w", file, err)
 	}
 	return token, nil
+}
+
+// ensureUserTokens adds a token line for every user the token file does not name yet.
+func ensureUserTokens(dataDir string, users []string) error {
+	file := filepath.Join(dataDir, tokensFile)
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("launcher: failed to read %s: %w", file, err)
+	}
+	have := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if fields := strings.Split(line, ","); len(fields) >= 2 {
+			have[fields[1]] = true
+		}
+	}
+	var add strings.Builder
+	for _, u := range users {
+		if have[u] || u == "" {
+			continue
+		}
+		if strings.ContainsAny(u, ",\"\n") {
+			return fmt.Errorf("launcher: user name %q may not contain commas, quotes or line breaks", u)
+		}
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		add.WriteString(hex.EncodeToString(b) + "," + u + "," + u + `,"msp:users"` + "\n")
+		have[u] = true
+	}
+	if add.Len() == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(add.String())
+	return err
+}
+
+// UserKubeconfig writes a kubeconfig for one of Options.Users whose current context is
+// the workspace wsPath (e.g. root:tenants:acme).
+func (s *Server) UserKubeconfig(user, wsPath, file string) error {
+	raw, err := os.ReadFile(filepath.Join(s.opts.DataDir, tokensFile))
+	if err != nil {
+		return err
+	}
+	token := ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		if fields := strings.Split(line, ","); len(fields) >= 2 && fields[1] == user {
+			token = fields[0]
+		}
+	}
+	if token == "" {
+		return fmt.Errorf("launcher: no token for user %q (not among Options.Users)", user)
+	}
+	cfg, err := clientcmd.LoadFromFile(s.KubeconfigPath())
+	if err != nil {
+		return fmt.Errorf("launcher: failed to read the admin kubeconfig: %w", err)
+	}
+	ctx := cfg.Contexts[cfg.CurrentContext]
+	if ctx == nil || cfg.Clusters[ctx.Cluster] == nil {
+		return errors.New("launcher: the admin kubeconfig has no current cluster")
+	}
+	out := clientcmdapi.NewConfig()
+	cluster := cfg.Clusters[ctx.Cluster].DeepCopy()
+	cluster.Server = kcpconfig.BaseURL(cluster.Server) + "/clusters/" + wsPath
+	out.Clusters["workspace"] = cluster
+	out.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	out.Contexts["workspace"] = &clientcmdapi.Context{Cluster: "workspace", AuthInfo: user}
+	out.CurrentContext = "workspace"
+	return clientcmd.WriteToFile(*out, file)
 }
 
 // writePlatformKubeconfig writes the components' kubeconfig next to the admin one: the
