@@ -299,22 +299,31 @@ func platformToken(dataDir string) (string, error) {
 	return token, nil
 }
 
-// ensureUserTokens adds a token line for every user the token file does not name yet.
-func ensureUserTokens(dataDir string, users []string) error {
+// tokenUsers reads the token file: each user's token.
+func tokenUsers(dataDir string) (map[string]string, error) {
 	file := filepath.Join(dataDir, tokensFile)
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("launcher: failed to read %s: %w", file, err)
+		return nil, fmt.Errorf("launcher: failed to read %s: %w", file, err)
 	}
-	have := map[string]bool{}
+	tokens := map[string]string{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		if fields := strings.Split(line, ","); len(fields) >= 2 {
-			have[fields[1]] = true
+			tokens[fields[1]] = fields[0]
 		}
+	}
+	return tokens, nil
+}
+
+// ensureUserTokens adds a token line for every user the token file does not name yet.
+func ensureUserTokens(dataDir string, users []string) error {
+	have, err := tokenUsers(dataDir)
+	if err != nil {
+		return err
 	}
 	var add strings.Builder
 	for _, u := range users {
-		if have[u] || u == "" {
+		if _, ok := have[u]; ok || u == "" {
 			continue
 		}
 		if strings.ContainsAny(u, ",\"\n") {
@@ -324,13 +333,14 @@ func ensureUserTokens(dataDir string, users []string) error {
 		if _, err := rand.Read(b); err != nil {
 			return err
 		}
-		add.WriteString(hex.EncodeToString(b) + "," + u + "," + u + `,"msp:users"` + "\n")
-		have[u] = true
+		token := hex.EncodeToString(b)
+		add.WriteString(token + "," + u + "," + u + `,"msp:users"` + "\n")
+		have[u] = token
 	}
 	if add.Len() == 0 {
 		return nil
 	}
-	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(filepath.Join(dataDir, tokensFile), os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -342,19 +352,27 @@ func ensureUserTokens(dataDir string, users []string) error {
 // UserKubeconfig writes a kubeconfig for one of Options.Users whose current context is
 // the workspace wsPath (e.g. root:tenants:acme).
 func (s *Server) UserKubeconfig(user, wsPath, file string) error {
-	raw, err := os.ReadFile(filepath.Join(s.opts.DataDir, tokensFile))
+	tokens, err := tokenUsers(s.opts.DataDir)
 	if err != nil {
 		return err
 	}
-	token := ""
-	for _, line := range strings.Split(string(raw), "\n") {
-		if fields := strings.Split(line, ","); len(fields) >= 2 && fields[1] == user {
-			token = fields[0]
-		}
-	}
+	token := tokens[user]
 	if token == "" {
 		return fmt.Errorf("launcher: no token for user %q (not among Options.Users)", user)
 	}
+	return s.writeTokenKubeconfig("workspace", user, token, wsPath, file)
+}
+
+// writePlatformKubeconfig writes the components' kubeconfig next to the admin one: the
+// same server and CA, the static token.
+func (s *Server) writePlatformKubeconfig(token string) error {
+	return s.writeTokenKubeconfig("root", "msp-platform", token, "", s.PlatformKubeconfigPath())
+}
+
+// writeTokenKubeconfig writes a kubeconfig with the admin kubeconfig's server and CA and
+// a user's token, its cluster and context called name; wsPath, when set, is the
+// workspace the server URL addresses (else the admin's, the root workspace).
+func (s *Server) writeTokenKubeconfig(name, user, token, wsPath, file string) error {
 	cfg, err := clientcmd.LoadFromFile(s.KubeconfigPath())
 	if err != nil {
 		return fmt.Errorf("launcher: failed to read the admin kubeconfig: %w", err)
@@ -365,31 +383,14 @@ func (s *Server) UserKubeconfig(user, wsPath, file string) error {
 	}
 	out := clientcmdapi.NewConfig()
 	cluster := cfg.Clusters[ctx.Cluster].DeepCopy()
-	cluster.Server = kcpconfig.BaseURL(cluster.Server) + "/clusters/" + wsPath
-	out.Clusters["workspace"] = cluster
+	if wsPath != "" {
+		cluster.Server = kcpconfig.BaseURL(cluster.Server) + "/clusters/" + wsPath
+	}
+	out.Clusters[name] = cluster
 	out.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
-	out.Contexts["workspace"] = &clientcmdapi.Context{Cluster: "workspace", AuthInfo: user}
-	out.CurrentContext = "workspace"
+	out.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: user}
+	out.CurrentContext = name
 	return clientcmd.WriteToFile(*out, file)
-}
-
-// writePlatformKubeconfig writes the components' kubeconfig next to the admin one: the
-// same server and CA, the static token.
-func (s *Server) writePlatformKubeconfig(token string) error {
-	cfg, err := clientcmd.LoadFromFile(s.KubeconfigPath())
-	if err != nil {
-		return fmt.Errorf("launcher: failed to read the admin kubeconfig: %w", err)
-	}
-	ctx := cfg.Contexts[cfg.CurrentContext]
-	if ctx == nil || cfg.Clusters[ctx.Cluster] == nil {
-		return errors.New("launcher: the admin kubeconfig has no current cluster")
-	}
-	out := clientcmdapi.NewConfig()
-	out.Clusters["root"] = cfg.Clusters[ctx.Cluster].DeepCopy()
-	out.AuthInfos["msp-platform"] = &clientcmdapi.AuthInfo{Token: token}
-	out.Contexts["root"] = &clientcmdapi.Context{Cluster: "root", AuthInfo: "msp-platform"}
-	out.CurrentContext = "root"
-	return clientcmd.WriteToFile(*out, s.PlatformKubeconfigPath())
 }
 
 // PlatformKubeconfigPath is the kubeconfig for msp's components (see PlatformKubeconfig).

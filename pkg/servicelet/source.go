@@ -176,54 +176,39 @@ func (s *Source) watch(ctx context.Context, url string) (*endpoint, error) {
 		return nil, err
 	}
 	ep.clients = map[string]dynamic.Interface{}
-	selector := s.selector.String()
 	for i, kind := range s.kinds {
-		ri := dyn.Resource(kind.GVK.GroupVersion().WithResource(kind.Resource))
-		lw := &toolscache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.LabelSelector = selector
-				return ri.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.LabelSelector = selector
-				return ri.Watch(ctx, o)
-			},
-		}
-		inf := kcpinformers.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, toolscache.Indexers{})
 		kindIndex := i
-		enqueue := func(obj any) {
-			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			u, ok := obj.(*unstructured.Unstructured)
-			if !ok {
-				return
-			}
+		inf, err := s.informer(epCtx, dyn.Resource(kind.GVK.GroupVersion().WithResource(kind.Resource)), func(u *unstructured.Unstructured) {
 			s.queue.Add(Key{URL: url, Kind: kindIndex, Cluster: clusterOf(u), Namespace: u.GetNamespace(), Name: u.GetName()})
-		}
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    enqueue,
-			UpdateFunc: func(_, obj any) { enqueue(obj) },
-			DeleteFunc: enqueue,
-		}); err != nil {
+		})
+		if err != nil {
 			cancel()
 			return nil, err
 		}
 		ep.informers = append(ep.informers, inf)
-		go inf.RunWithContext(epCtx)
 	}
-	if ep.secrets, err = s.watchSecrets(epCtx, dyn, url); err != nil {
+	// The connection Secrets labelled with this runtime: a change to one (a tenant
+	// deleting or editing it) queues its capability.
+	ep.secrets, err = s.informer(epCtx, dyn.Resource(secretsGVR), func(u *unstructured.Unstructured) {
+		name := u.GetAnnotations()[platformv1alpha1.AnnotationCapability]
+		kind := u.GetLabels()[platformv1alpha1.LabelKind]
+		for i, k := range s.kinds {
+			if k.GVK.Kind == kind && name != "" {
+				s.queue.Add(Key{URL: url, Kind: i, Cluster: clusterOf(u), Namespace: u.GetNamespace(), Name: name})
+			}
+		}
+	})
+	if err != nil {
 		cancel()
 		return nil, err
 	}
 	return ep, nil
 }
 
-// watchSecrets follows the connection Secrets labelled with this runtime: a change to
-// one (a tenant deleting or editing it) queues its capability.
-func (s *Source) watchSecrets(ctx context.Context, dyn dynamic.Interface, url string) (kcpcache.ScopeableSharedIndexInformer, error) {
+// informer runs, until ctx ends, an informer on ri restricted server-side to this
+// runtime's label, calling changed with every object added, updated or deleted.
+func (s *Source) informer(ctx context.Context, ri dynamic.NamespaceableResourceInterface, changed func(*unstructured.Unstructured)) (kcpcache.ScopeableSharedIndexInformer, error) {
 	selector := s.selector.String()
-	ri := dyn.Resource(secretsGVR)
 	lw := &toolscache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
@@ -235,26 +220,18 @@ func (s *Source) watchSecrets(ctx context.Context, dyn dynamic.Interface, url st
 		},
 	}
 	inf := kcpinformers.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, toolscache.Indexers{})
-	enqueue := func(obj any) {
+	handle := func(obj any) {
 		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
-		u, ok := obj.(*unstructured.Unstructured)
-		if !ok {
-			return
-		}
-		name := u.GetAnnotations()[platformv1alpha1.AnnotationCapability]
-		kind := u.GetLabels()[platformv1alpha1.LabelKind]
-		for i, k := range s.kinds {
-			if k.GVK.Kind == kind && name != "" {
-				s.queue.Add(Key{URL: url, Kind: i, Cluster: clusterOf(u), Namespace: u.GetNamespace(), Name: name})
-			}
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			changed(u)
 		}
 	}
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
-		DeleteFunc: enqueue,
+		AddFunc:    handle,
+		UpdateFunc: func(_, obj any) { handle(obj) },
+		DeleteFunc: handle,
 	}); err != nil {
 		return nil, err
 	}
