@@ -162,7 +162,7 @@ func TestSchedulerChecksPrefilledRuntime(t *testing.T) {
 	p.AddRuntime(t, framework.RuntimeSpec{Name: "de-1", Region: "eu-de", Country: "DE", Capabilities: 10})
 	p.AddRuntime(t, framework.RuntimeSpec{Name: "fr-1", Region: "eu-fr", Country: "FR", Capabilities: 10})
 	p.StartCoordinator(t)
-	c := p.NewTenant(t).Client(t)
+	c := p.NewTenantUsingRuntimes(t).Client(t)
 
 	valid := database("named-valid", platformv1alpha1.Placement{})
 	valid.Spec.RuntimeName = "fr-1"

@@ -47,7 +47,7 @@ func TestServiceletLifecycle(t *testing.T) {
 	p := env.NewProvider(t)
 	p.StartCoordinator(t)
 	sl := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "local-1", Region: "eu-de", Country: "DE", Capabilities: 10})
-	c := p.NewTenant(t).Client(t)
+	c := p.NewTenantUsingRuntimes(t).Client(t)
 	ctx := context.Background()
 
 	// Assigned → Ready, with the Secret present and referenced.
@@ -148,7 +148,7 @@ func TestServiceletSeesOnlyItsRuntime(t *testing.T) {
 	p.StartCoordinator(t)
 	a := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "rt-a", Region: "eu-de", Country: "DE"})
 	b := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "rt-b", Region: "eu-fr", Country: "FR"})
-	t1, t2 := p.NewTenant(t).Client(t), p.NewTenant(t).Client(t)
+	t1, t2 := p.NewTenantUsingRuntimes(t).Client(t), p.NewTenantUsingRuntimes(t).Client(t)
 
 	create(t, t1, onRuntime("a1", "rt-a"), onRuntime("b1", "rt-b"), database("a2", platformv1alpha1.Placement{Countries: []string{"DE"}}))
 	create(t, t2, onRuntime("a3", "rt-a"), database("b2", platformv1alpha1.Placement{Countries: []string{"FR"}}))
@@ -188,7 +188,7 @@ func TestServiceletKilledMidProvisioningConverges(t *testing.T) {
 	p := env.NewProvider(t)
 	p.StartCoordinator(t)
 	sl := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "slow-1", Region: "eu-de", Country: "DE", Args: []string{"--provision-delay=6s"}})
-	c := p.NewTenant(t).Client(t)
+	c := p.NewTenantUsingRuntimes(t).Client(t)
 
 	create(t, c, onRuntime("crashy", "slow-1"))
 	framework.Eventually(t, time.Minute, "the driver's create to run", func(context.Context) (bool, string, error) {
@@ -221,7 +221,7 @@ func TestStoppedServiceletRuntimeTurnsNotReady(t *testing.T) {
 	args := []string{fmt.Sprintf("--heartbeat-interval=%s", interval)}
 	first := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "first", Region: "eu-de", Country: "DE", Args: args})
 	p.StartServicelet(t, framework.ServiceletSpec{Runtime: "second", Region: "eu-de", Country: "DE", Args: args})
-	c := p.NewTenant(t).Client(t)
+	c := p.NewTenantUsingRuntimes(t).Client(t)
 	create(t, c, onRuntime("stays", "first"))
 	waitCondition(t, c, "stays", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
 
@@ -277,7 +277,7 @@ func TestServiceletWaitsForTheScheduler(t *testing.T) {
 	env := framework.Current(t)
 	p := env.NewProvider(t)
 	sl := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "waits-1", Region: "eu-de", Country: "DE"})
-	c := p.NewTenant(t).Client(t)
+	c := p.NewTenantUsingRuntimes(t).Client(t)
 
 	// Labelled by hand, as the scheduler's first write would leave it.
 	db := onRuntime("early", "waits-1")

@@ -196,7 +196,8 @@ func TestLongNamesAndSecretWriteFailures(t *testing.T) {
 		}
 	}
 
-	// The tenant holds an immutable Secret of the name the servicelet writes.
+	// The tenant holds a Secret (immutable, too) of the name the servicelet would write:
+	// the front door never lets the servicelet read or take it over.
 	immutable := true
 	blocker := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "postgresdatabase-blocked", Namespace: "default"}, Immutable: &immutable,
 		Data: map[string][]byte{"note": []byte("mine")}}
@@ -206,8 +207,12 @@ func TestLongNamesAndSecretWriteFailures(t *testing.T) {
 	create(t, c, database("blocked", platformv1alpha1.Placement{}))
 	db := waitCondition(t, c, "blocked", platformv1alpha1.ConditionSynced, metav1.ConditionFalse, 2*time.Minute)
 	synced := meta.FindStatusCondition(db.Status.Conditions, platformv1alpha1.ConditionSynced)
-	if !strings.Contains(synced.Message, "postgresdatabase-blocked cannot be written") || !strings.Contains(synced.Message, "immutable") {
-		t.Errorf("Synced message %q does not say that the immutable Secret cannot be written", synced.Message)
+	if !strings.Contains(synced.Message, "postgresdatabase-blocked cannot be written") || !strings.Contains(synced.Message, "is not this capability's connection Secret") {
+		t.Errorf("Synced message %q does not say that the tenant's Secret of that name is in the way", synced.Message)
+	}
+	var still corev1.Secret
+	if err := c.Get(ctx, client.ObjectKeyFromObject(blocker), &still); err != nil || string(still.Data["note"]) != "mine" || still.Labels[platformv1alpha1.LabelRuntime] != "" {
+		t.Errorf("the tenant's Secret was touched: %+v (%v)", still, err)
 	}
 	if r := meta.FindStatusCondition(db.Status.Conditions, platformv1alpha1.ConditionReady); r == nil || r.Status != metav1.ConditionFalse || r.Message != synced.Message {
 		t.Errorf("Ready is %+v, want False with the Synced message", r)

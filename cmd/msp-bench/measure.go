@@ -26,6 +26,7 @@ import (
 
 	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
 
+	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 )
@@ -212,10 +213,14 @@ func (w *watcher) timeline(names []string, start time.Time) []point {
 
 // processes runs msp's components for the bench.
 type processes struct {
-	bin, dir, kubeconfig string
-	pprof                bool
-	mu                   sync.Mutex
-	servicelets          []*proc
+	bin, dir string
+	pprof    bool
+	// ids are the provider's identities; issue hands a runtime's servicelet its own
+	// credential (a kubeconfig for the front door).
+	ids         bootstrap.ProviderIdentities
+	issue       func(runtime, dir string) (string, error)
+	mu          sync.Mutex
+	servicelets []*proc
 }
 
 type proc struct {
@@ -235,7 +240,12 @@ func (ps *processes) start(name string, args ...string) (*proc, error) {
 }
 
 func (ps *processes) servicelet(runtime string) (*proc, error) {
-	p, err := ps.start("servicelet-"+runtime, "msp-servicelet", "--kubeconfig", ps.kubeconfig, "--runtime", runtime,
+	dir := filepath.Join(ps.dir, "runtimes", runtime)
+	kubeconfig, err := ps.issue(runtime, dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := ps.start("servicelet-"+runtime, "msp-servicelet", "--kubeconfig", kubeconfig, "--runtime", runtime,
 		"--driver", "test", "--state-dir", filepath.Join(ps.dir, "runtimes", runtime))
 	if err != nil {
 		return nil, err
@@ -252,7 +262,8 @@ func (ps *processes) coordinator() (*proc, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := []string{"msp-coordinator", "--kubeconfig", ps.kubeconfig, "--metrics-bind-address", addr}
+	args := append([]string{"msp-coordinator"}, ps.ids.CoordinatorArgs()...)
+	args = append(args, "--metrics-bind-address", addr)
 	pprofAddr := ""
 	if ps.pprof {
 		pp, err := freePort()
@@ -267,6 +278,18 @@ func (ps *processes) coordinator() (*proc, error) {
 		return nil, err
 	}
 	p.metrics, p.pprof = addr, pprofAddr
+	ps.mu.Lock()
+	ps.servicelets = append(ps.servicelets, p) // stopped with the rest
+	ps.mu.Unlock()
+	return p, nil
+}
+
+// frontDoor starts the provider's front door, which the servicelets dial.
+func (ps *processes) frontDoor() (*proc, error) {
+	p, err := ps.start("frontdoor", append([]string{"msp-frontdoor"}, ps.ids.FrontDoorArgs()...)...)
+	if err != nil {
+		return nil, err
+	}
 	ps.mu.Lock()
 	ps.servicelets = append(ps.servicelets, p) // stopped with the rest
 	ps.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
+	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/launcher"
 )
@@ -141,8 +142,32 @@ func run(ctx context.Context, o options) (*results, error) {
 		return nil, err
 	}
 
-	procs := &processes{bin: o.Bin, dir: dataDir, kubeconfig: server.PlatformKubeconfigPath(), pprof: o.Profile > 0}
+	// Every component its own identity, as in make run: the front door's and the
+	// coordinator's certificates, a token per servicelet.
+	kcpCA, err := server.ServingCA()
+	if err != nil {
+		return nil, err
+	}
+	fdPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	const providerWS = "root:providers:postgres"
+	ids, err := bootstrap.IssueProvider(ctx, bootstrap.Options{Config: cfg}, server.CA(), bootstrap.ProviderOptions{
+		Workspace: providerWS, Export: "postgres.msp.dev", Server: server.URL(), KCPCA: kcpCA,
+		FrontDoorAddr: fmt.Sprintf("127.0.0.1:%d", fdPort), Dir: filepath.Join(dataDir, "identities"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	issue := func(runtime, dir string) (string, error) {
+		return identity.IssueServiceletAccess(ctx, kcpconfig.ForWorkspace(cfg, providerWS), runtime, dir, ids.FrontDoorURL, server.CA().CertPEM(), identity.DefaultAudience, time.Hour)
+	}
+	procs := &processes{bin: o.Bin, dir: dataDir, ids: ids, issue: issue, pprof: o.Profile > 0}
 	defer procs.stopAll()
+	if _, err := procs.frontDoor(); err != nil {
+		return nil, err
+	}
 	for _, rt := range runtimes {
 		if _, err := procs.servicelet(rt); err != nil {
 			return nil, err

@@ -36,23 +36,29 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		return err
 	}
 	servicelet := filepath.Join(filepath.Dir(exe), "msp-servicelet")
-	kubeconfig := opts.Kubeconfig
-	if kubeconfig == "" {
-		kubeconfig = os.Getenv("KUBECONFIG")
+	providerCfg := kcpconfig.ForWorkspace(cfg, opts.Workspace)
+	var access *runtimemanager.ServiceletAccess
+	if opts.FrontDoorURL != "" {
+		access = &runtimemanager.ServiceletAccess{Config: providerCfg, FrontDoorURL: opts.FrontDoorURL, TokenTTL: opts.ServiceletTTL}
+		if opts.FrontDoorCAFile != "" {
+			if access.CA, err = os.ReadFile(opts.FrontDoorCAFile); err != nil {
+				return err
+			}
+		}
 	}
 	var local *runtimemanager.LocalOptions
 	if opts.LocalDir != "" {
 		local = &runtimemanager.LocalOptions{
-			Dir: opts.LocalDir, Servicelet: servicelet,
-			Kubeconfig: kubeconfig, Workspace: opts.Workspace, Export: opts.Export,
+			Dir: opts.LocalDir, Servicelet: servicelet, Access: access,
+			Workspace: opts.Workspace, Export: opts.Export,
 			Driver: opts.LocalDriver, ExtraArgs: opts.LocalArgs, Log: logger.WithName("local-runtimes"),
 		}
 	}
 	var cascading *runtimemanager.CascadingOptions
 	if opts.CascadingDir != "" {
 		cascading = &runtimemanager.CascadingOptions{
-			Dir: opts.CascadingDir, Servicelet: servicelet,
-			Kubeconfig: kubeconfig, Workspace: opts.Workspace, Export: opts.Export,
+			Dir: opts.CascadingDir, Servicelet: servicelet, Access: access,
+			Workspace: opts.Workspace, Export: opts.Export,
 			ExtraArgs: opts.LocalArgs, Log: logger.WithName("cascaded-runtimes"),
 		}
 	}
@@ -62,7 +68,7 @@ func run(ctx context.Context, opts *options, logger logr.Logger) error {
 		ScaleDownCooldown:      opts.ScaleDownCooldown,
 		Local:                  local,
 		Cascading:              cascading,
-		Config:                 kcpconfig.ForWorkspace(cfg, opts.Workspace),
+		Config:                 providerCfg,
 		Export:                 opts.Export,
 		EndpointSlice:          opts.EndpointSlice,
 		Kinds:                  opts.gvks,

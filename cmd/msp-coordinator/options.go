@@ -40,6 +40,9 @@ type options struct {
 	LocalDriver       string
 	LocalArgs         []string
 	CascadingDir      string
+	FrontDoorURL      string
+	FrontDoorCAFile   string
+	ServiceletTTL     time.Duration
 
 	gvks    []schema.GroupVersionKind
 	weights map[string]int64
@@ -59,6 +62,7 @@ func defaultOptions() *options {
 		ScaleDownCooldown: 30 * time.Second,
 		LocalDriver:       "postgres",
 		Burst:             1000,
+		ServiceletTTL:     time.Hour,
 	}
 }
 
@@ -87,6 +91,9 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LocalDriver, "local-servicelet-driver", o.LocalDriver, "Driver of the local runtimes' servicelets: postgres or test.")
 	fs.StringSliceVar(&o.LocalArgs, "local-servicelet-arg", o.LocalArgs, "Extra flag for the local and cascaded runtimes' servicelets; repeatable.")
 	fs.StringVar(&o.CascadingDir, "cascading-runtimes-dir", o.CascadingDir, "Enables the cascading procurement driver: runtimes are ordered as PostgresServers of the hosting provider (whose export the provider workspace binds); their access and servicelet logs are kept in this folder.")
+	fs.StringVar(&o.FrontDoorURL, "servicelet-frontdoor-url", o.FrontDoorURL, "The provider's front door, which the servicelets of ordered runtimes dial (they never get the coordinator's credential). Required with a procurement driver.")
+	fs.StringVar(&o.FrontDoorCAFile, "servicelet-frontdoor-ca-file", o.FrontDoorCAFile, "CA bundle the front door's serving certificate is checked against.")
+	fs.DurationVar(&o.ServiceletTTL, "servicelet-token-ttl", o.ServiceletTTL, "Lifetime of an ordered runtime's servicelet token (at least 10m); the servicelet renews it half way.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
 }
 
@@ -113,6 +120,12 @@ func (o *options) Validate() error {
 	}
 	if (o.LocalDir != "" || o.CascadingDir != "") && !o.RuntimeManager {
 		errs = append(errs, errors.New("--local-runtimes-dir and --cascading-runtimes-dir need --runtime-manager"))
+	}
+	if (o.LocalDir != "" || o.CascadingDir != "") && o.FrontDoorURL == "" {
+		errs = append(errs, errors.New("--local-runtimes-dir and --cascading-runtimes-dir need --servicelet-frontdoor-url: an ordered runtime's servicelet dials the provider's front door"))
+	}
+	if o.ServiceletTTL < 10*time.Minute {
+		errs = append(errs, errors.New("--servicelet-token-ttl must be at least 10m (kcp's minimum)"))
 	}
 	for _, k := range o.Kinds {
 		parts := strings.SplitN(k, ".", 3)

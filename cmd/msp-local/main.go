@@ -50,7 +50,7 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	start := time.Now()
 	kcpDir := filepath.Join(opts.Home, "kcp")
 	fmt.Printf("Starting kcp (data: %s, log: %s) ...\n", kcpDir, filepath.Join(kcpDir, launcher.LogFile))
-	server, err := launcher.Start(ctx, launcher.Options{Binary: opts.KCPBinary, DataDir: kcpDir, SecurePort: opts.Port, Users: []string{tenantUser}})
+	server, err := launcher.Start(ctx, launcher.Options{Binary: opts.KCPBinary, DataDir: kcpDir, SecurePort: opts.Port, Users: []string{tenantUser, globexUser}})
 	if err != nil {
 		return err
 	}
@@ -72,19 +72,34 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	}
 	fmt.Printf("Bootstrap: %d objects, %d created or updated.\n", len(res.Applied), len(res.Changed()))
 
-	kubeconfig, err := userKubeconfig(server, opts.Home)
+	_, err = userKubeconfig(server, opts.Home)
 	if err != nil {
 		return err
 	}
-	tenantKubeconfig := filepath.Join(opts.Home, "acme.kubeconfig")
-	if err := server.UserKubeconfig(tenantUser, "root:tenants:acme", tenantKubeconfig); err != nil {
+	if err := server.UserKubeconfig(tenantUser, "root:tenants:acme", filepath.Join(opts.Home, "acme.kubeconfig")); err != nil {
+		return err
+	}
+	if err := server.UserKubeconfig(globexUser, "root:tenants:globex", filepath.Join(opts.Home, "globex.kubeconfig")); err != nil {
 		return err
 	}
 
+	// The postgres provider's identities: the coordinator's and the front door's
+	// certificates, the front door's admission webhook; only this process, the bootstrap,
+	// holds an admin credential.
+	ids, err := issueProvider(ctx, server, cfg, opts.Home)
+	if err != nil {
+		return err
+	}
+	frontDoor, err := startProcess(opts.Home, "frontdoor", "msp-frontdoor", ids.FrontDoorArgs()...)
+	if err != nil {
+		return err
+	}
+	defer frontDoor.stop()
+	fmt.Printf("Front door of root:providers:postgres on %s (log: %s)\n", ids.FrontDoorURL, frontDoor.log)
+
 	// The postgres provider's coordinator; it talks to kcp only.
 	coordinator, err := startProcess(opts.Home, "coordinator", "msp-coordinator",
-		"--kubeconfig", server.PlatformKubeconfigPath(), "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
-		"--metrics-bind-address", "127.0.0.1:0")
+		append(ids.CoordinatorArgs(), "--metrics-bind-address", "127.0.0.1:0")...)
 	if err != nil {
 		return err
 	}
@@ -114,8 +129,12 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		if err := os.WriteFile(urlFile, []byte(srv.AdminURL()), 0o600); err != nil {
 			return err
 		}
+		kubeconfig, err := serviceletAccess(ctx, server, cfg, ids, rt.name, dir)
+		if err != nil {
+			return err
+		}
 		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "msp-servicelet",
-			"--kubeconfig", server.PlatformKubeconfigPath(), "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
+			"--kubeconfig", kubeconfig, "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
 			"--runtime", rt.name, "--register", "--region", rt.region, "--country", rt.country, "--zone", rt.region+"-1", "--cloud", "local",
 			"--capacity", "capabilities=20,storage=20Gi", "--driver", "postgres", "--postgres-url-file", urlFile)
 		if err != nil {
@@ -125,7 +144,7 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		fmt.Printf("Runtime %s (%s, %s): PostgreSQL on 127.0.0.1:%d, servicelet log %s\n", rt.name, rt.region, rt.country, srv.Port(), s.log)
 	}
 
-	printUsage(tenantKubeconfig, kubeconfig, time.Since(start))
+	printUsage(opts.Home, time.Since(start))
 
 	if opts.Exit {
 		return nil
@@ -138,6 +157,8 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		return fmt.Errorf("kcp exited unexpectedly; see %s", filepath.Join(kcpDir, launcher.LogFile))
 	case <-coordinator.done:
 		return fmt.Errorf("the coordinator exited unexpectedly; see %s", coordinator.log)
+	case <-frontDoor.done:
+		return fmt.Errorf("the front door exited unexpectedly; see %s", frontDoor.log)
 	case name := <-exited(servicelets):
 		return fmt.Errorf("%s exited unexpectedly; see its log in %s", name, filepath.Join(opts.Home, "logs"))
 	}
@@ -177,35 +198,38 @@ func userKubeconfig(server *launcher.Server, home string) (string, error) {
 }
 
 // tenantUser is the demo tenant's own user: admin of root:tenants:acme only
-// (workspaces/root/tenants/acme binds it).
-const tenantUser = "acme-admin"
+// (workspaces/root/tenants/acme binds it). globexUser is the walkthrough's second tenant,
+// whom the operator makes admin of the workspace it creates for globex.
+const (
+	tenantUser = "acme-admin"
+	globexUser = "globex-admin"
+)
 
 // tenantWalkthrough is what a tenant and the operator type; the README's quick start
-// shows the same text (a test checks), rendered with $PWD/.msp/acme.kubeconfig,
-// $PWD/.msp/admin.kubeconfig and $PWD/_bin.
+// shows the same text (a test checks), rendered with the home $PWD/.msp and $PWD/_bin.
 //
 //go:embed tenant.txt
 var tenantWalkthrough string
 
-// Walkthrough renders the walkthrough for the tenant's and the operator's kubeconfigs
-// and a folder of binaries.
-func Walkthrough(tenantKubeconfig, kubeconfig, bin string) string {
+// Walkthrough renders the walkthrough for msp-local's home (where the tenants' and the
+// operator's kubeconfigs are) and a folder of binaries.
+func Walkthrough(home, bin string) string {
 	var b strings.Builder
 	t := template.Must(template.New("tenant").Parse(tenantWalkthrough))
-	if err := t.Execute(&b, map[string]string{"TenantKubeconfig": tenantKubeconfig, "Kubeconfig": kubeconfig, "Bin": bin}); err != nil {
+	if err := t.Execute(&b, map[string]string{"Home": home, "Bin": bin}); err != nil {
 		panic(err) // the template is embedded and tested
 	}
 	return b.String()
 }
 
-func printUsage(tenantKubeconfig, kubeconfig string, took time.Duration) {
+func printUsage(home string, took time.Duration) {
 	// The kubectl plugins sit next to msp-local in _bin.
 	bin := "_bin"
 	if exe, err := os.Executable(); err == nil {
 		bin = filepath.Dir(exe)
 	}
 	fmt.Printf("\nmsp is up (%s). In another terminal:\n\n%s\nPress Ctrl-C to stop.\n",
-		took.Round(100*time.Millisecond), indent(Walkthrough(tenantKubeconfig, kubeconfig, bin), "  "))
+		took.Round(100*time.Millisecond), indent(Walkthrough(home, bin), "  "))
 }
 
 func indent(text, prefix string) string {

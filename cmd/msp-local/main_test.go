@@ -12,7 +12,7 @@ func TestReadmeShowsTheWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "```sh\n" + Walkthrough("$PWD/.msp/acme.kubeconfig", "$PWD/.msp/admin.kubeconfig", "$PWD/_bin") + "```"
+	want := "```sh\n" + Walkthrough("$PWD/.msp", "$PWD/_bin") + "```"
 	if !strings.Contains(string(readme), want) {
 		t.Errorf("README.md does not contain the walkthrough msp-local prints (cmd/msp-local/tenant.txt); want:\n%s", want)
 	}

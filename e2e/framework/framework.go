@@ -68,7 +68,7 @@ func run(m *testing.M) int {
 
 	ctx := context.Background()
 	start := time.Now()
-	server, err := launcher.Start(ctx, launcher.Options{Binary: filepath.Join(bin, "kcp"), DataDir: filepath.Join(dir, "kcp")})
+	server, err := launcher.Start(ctx, launcher.Options{Binary: filepath.Join(bin, "kcp"), DataDir: filepath.Join(dir, "kcp"), Users: TenantUsers})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -92,7 +92,12 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// Kubeconfig is the kubeconfig tests and components use (the platform's static token).
+// TenantUsers are static-token users that are nobody's admin until a test makes them
+// the admin of a tenant workspace (see TenantAdmin).
+var TenantUsers = []string{"tenant-acme", "tenant-globex"}
+
+// Kubeconfig is the kubeconfig tests use as the operator (the platform's static token,
+// a kcp admin); components get their own identities.
 func (e *Env) Kubeconfig() string { return e.Server.PlatformKubeconfigPath() }
 
 // RestartKCP stops kcp, waits for downtime, and starts it again on the same data folder
@@ -103,7 +108,7 @@ func (e *Env) RestartKCP(t testing.TB, downtime time.Duration) {
 		t.Fatalf("failed to stop kcp: %v", err)
 	}
 	time.Sleep(downtime)
-	server, err := launcher.Start(context.Background(), launcher.Options{Binary: filepath.Join(e.Bin, "kcp"), DataDir: e.Server.DataDir()})
+	server, err := launcher.Start(context.Background(), launcher.Options{Binary: filepath.Join(e.Bin, "kcp"), DataDir: e.Server.DataDir(), Users: TenantUsers})
 	if err != nil {
 		t.Fatalf("failed to start kcp again: %v", err)
 	}

@@ -52,7 +52,10 @@ type Provider struct {
 	*Workspace
 	// Export is the APIExport's name.
 	Export string
-	env    *Env
+	// Identities are its coordinator's and front door's credentials.
+	Identities bootstrap.ProviderIdentities
+	env        *Env
+	frontDoor  *process
 }
 
 // NewProvider creates a provider workspace under root:providers that exports the
@@ -86,7 +89,9 @@ func (e *Env) NewProviderFor(t testing.TB, group string) *Provider {
 	// A ServiceRuntime created before the binding's resources are listed fails with
 	// "no matches for kind".
 	waitServed(t, ws, "platform.msp.dev/v1alpha1")
-	return &Provider{Workspace: ws, Export: group, env: e}
+	p := &Provider{Workspace: ws, Export: group, env: e}
+	p.issueIdentities(t)
+	return p
 }
 
 // BindExport binds other's export in this provider's workspace, accepting its
@@ -95,6 +100,9 @@ func (p *Provider) BindExport(t testing.TB, other *Provider) {
 	t.Helper()
 	p.bind(t, p.Workspace, other)
 	waitServed(t, p.Workspace, other.Export+"/v1alpha1")
+	if _, err := bootstrap.Apply(context.Background(), bootstrap.Options{Config: p.env.Config}, p.Path, bootstrap.OrderingRBAC(p.Path, other.Export)...); err != nil {
+		t.Fatalf("failed to let %s's coordinator order from %s: %v", p.Path, other.Path, err)
+	}
 }
 
 func (p *Provider) bind(t testing.TB, ws *Workspace, export *Provider) {
@@ -190,25 +198,14 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 	if err != nil {
 		t.Fatal(err)
 	}
-	logDir := t.TempDir()
-	if dir := os.Getenv("MSP_E2E_ARTIFACTS"); dir != "" {
-		logDir = filepath.Join(dir, UniqueName(t))
-		if err := os.MkdirAll(logDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := logDir(t)
 	metrics := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{
-		"--kubeconfig", p.env.Kubeconfig(),
-		"--workspace", p.Path,
-		"--export", p.Export,
-		"--heartbeat-timeout", "1h",
-		"--metrics-bind-address", metrics,
-	}, extraArgs...)
+	args := append(p.Identities.CoordinatorArgs(), "--heartbeat-timeout", "1h", "--metrics-bind-address", metrics)
+	args = append(args, extraArgs...)
 	// Extra flags for every coordinator, e.g. MSP_E2E_COORDINATOR_ARGS=--pprof-bind-address=127.0.0.1:6060
 	args = append(args, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
 	c := &Coordinator{
-		process:     startProcess(t, filepath.Join(p.env.Bin, "msp-coordinator"), filepath.Join(logDir, fmt.Sprintf("coordinator-%d.log", port)), args...),
+		process:     startProcess(t, filepath.Join(p.env.Bin, "msp-coordinator"), filepath.Join(dir, fmt.Sprintf("coordinator-%d.log", port)), args...),
 		MetricsAddr: metrics,
 	}
 	t.Cleanup(func() {

@@ -16,9 +16,11 @@ type Servicelet struct {
 	Runtime, StateDir string
 	// DebugAddr serves /capabilities.
 	DebugAddr string
-	args      []string
-	bin       string
-	logFile   string
+	// Kubeconfig is its own credential: a token for the provider's front door.
+	Kubeconfig string
+	args       []string
+	bin        string
+	logFile    string
 }
 
 // ServiceletSpec describes a servicelet a test starts; it registers its runtime.
@@ -41,8 +43,9 @@ func (p *Provider) StartServicelet(t testing.TB, spec ServiceletSpec) *Servicele
 	dir := t.TempDir()
 	s := &Servicelet{Runtime: spec.Runtime, StateDir: filepath.Join(dir, "state"), DebugAddr: fmt.Sprintf("127.0.0.1:%d", port),
 		bin: filepath.Join(p.env.Bin, "msp-servicelet"), logFile: filepath.Join(dir, "servicelet.log")}
+	s.Kubeconfig = p.ServiceletKubeconfig(t, spec.Runtime)
 	s.args = []string{
-		"--kubeconfig", p.env.Kubeconfig(), "--workspace", p.Path, "--export", p.Export,
+		"--kubeconfig", s.Kubeconfig, "--workspace", p.Path, "--export", p.Export,
 		"--runtime", spec.Runtime, "--register", "--region", spec.Region, "--country", spec.Country,
 		"--state-dir", s.StateDir, "--debug-bind-address", s.DebugAddr, "--heartbeat-interval", "2s",
 	}

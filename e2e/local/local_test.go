@@ -115,6 +115,41 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 		t.Errorf("at root, the tenant's kubeconfig can-i delete workspaces = %q, want no", out)
 	}
 
+	// The globex lines: the operator creates globex's workspace and makes globex's own
+	// user its admin; that user sees its workspace and nothing of acme.
+	operator := func(args ...string) string {
+		t.Helper()
+		c := exec.Command(framework.KubectlIn(bin), args...)
+		c.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(home, "admin.kubeconfig"), "PATH="+bin+":"+os.Getenv("PATH"))
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s (operator): %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	operator("ws", ":root:tenants")
+	operator("create", "workspace", "globex", "--type", "root:platform:tenant", "--enter")
+	operator("create", "clusterrolebinding", "globex-admin", "--clusterrole=cluster-admin", "--user=globex-admin")
+	globex := func(args ...string) (string, error) {
+		c := exec.Command(framework.KubectlIn(bin), args...)
+		c.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(home, "globex.kubeconfig"), "PATH="+bin+":"+os.Getenv("PATH"))
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	framework.Eventually(t, time.Minute, "globex's user to list its PostgresDatabases", func(context.Context) (bool, string, error) {
+		out, err := globex("get", "postgresdatabases")
+		return err == nil && strings.Contains(out, "No resources found"), out, nil
+	})
+	if out, _ := globex("auth", "can-i", "*", "*"); strings.TrimSpace(out) != "yes" {
+		t.Errorf("in globex, globex's user can-i '*' '*' = %q, want yes", out)
+	}
+	if out, err := globex("get", "postgresdatabases", "--server", strings.Replace(match(t, string(mustRead(t, filepath.Join(home, "globex.kubeconfig"))), `server: (\S+)`), "root:tenants:globex", "root:tenants:acme", 1)); err == nil {
+		t.Errorf("globex's user read acme's PostgresDatabases:\n%s", out)
+	}
+
+	// No running component holds an admin credential: only msp-local, the bootstrap.
+	assertNoAdminCredential(t, home, "https://127.0.0.1:"+strconv.Itoa(kcpPort(t, home)))
+
 	// Ctrl-C stops everything: msp-local exits and kcp's port is free again.
 	port := kcpPort(t, home)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -198,6 +233,15 @@ func match(t *testing.T, s, expr string) string {
 		t.Fatalf("output has no match for %s:\n%s", expr, s)
 	}
 	return m[1]
+}
+
+func mustRead(t *testing.T, file string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 func kcpPort(t *testing.T, home string) int {

@@ -204,7 +204,11 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("failed to set up the heartbeat monitor: %w", err)
 		}
 	}
-	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents})
+	if err := (&revoker{cfg: opts.Config}).setup(mgr.GetLocalManager()); err != nil {
+		return fmt.Errorf("failed to set up the servicelet revoker: %w", err)
+	}
+	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
+		Permits: sarPermits(mgr.GetLocalManager().GetClient())})
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 )
 
@@ -78,6 +79,7 @@ type Server struct {
 	log   *os.File
 	done  chan struct{}
 	err   error
+	ca    *identity.CA
 }
 
 type ports struct {
@@ -137,8 +139,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := ensureUserTokens(dataDir, opts.Users); err != nil {
 		return nil, err
 	}
+	ca, err := identity.LoadOrCreateCA(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("launcher: failed to set up msp's CA: %w", err)
+	}
 	args := []string{"start",
 		"--token-auth-file=" + filepath.Join(dataDir, tokensFile),
+		// Component identities are client certificates of msp's CA (pkg/identity).
+		"--client-ca-file=" + ca.CertFile,
 		"--root-directory=" + dataDir,
 		"--bind-address=" + opts.BindAddress,
 		"--secure-port=" + strconv.Itoa(p.Secure),
@@ -156,7 +164,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("launcher: failed to start kcp: %w", err)
 	}
-	s := &Server{opts: opts, ports: p, cmd: cmd, log: logFile, done: make(chan struct{})}
+	s := &Server{opts: opts, ports: p, cmd: cmd, log: logFile, done: make(chan struct{}), ca: ca}
 	go func() {
 		s.err = cmd.Wait()
 		close(s.done)
@@ -412,6 +420,22 @@ func (s *Server) URL() string {
 // RESTConfig returns the admin config for the root workspace.
 func (s *Server) RESTConfig() (*rest.Config, error) {
 	return clientcmd.BuildConfigFromFlags("", s.KubeconfigPath())
+}
+
+// CA is msp's CA, whose client certificates kcp accepts as users: the bootstrap issues
+// the components' identities with it.
+func (s *Server) CA() *identity.CA { return s.ca }
+
+// ServingCA is kcp's serving CA, from the admin kubeconfig.
+func (s *Server) ServingCA() ([]byte, error) {
+	cfg, err := s.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.CAData) > 0 {
+		return cfg.CAData, nil
+	}
+	return os.ReadFile(cfg.CAFile)
 }
 
 // Pid is kcp's process id.

@@ -33,9 +33,11 @@ type CascadingOptions struct {
 	Namespace string
 	// Dir holds one folder per runtime (its access, its servicelet's log). Required.
 	Dir string
-	// Servicelet, Kubeconfig, Workspace and Export run the servicelet of an ordered
-	// runtime, with the connection details as its access.
-	Servicelet, Kubeconfig, Workspace, Export string
+	// Servicelet, Workspace and Export run the servicelet of an ordered runtime, with
+	// the connection details as its access to the runtime.
+	Servicelet, Workspace, Export string
+	// Access issues each servicelet its own credential. Required.
+	Access *ServiceletAccess
 	// ExtraArgs are appended to every servicelet's arguments.
 	ExtraArgs []string
 	// Log is the logger.
@@ -56,6 +58,9 @@ type Cascading struct {
 func NewCascading(opts CascadingOptions) (*Cascading, error) {
 	if opts.Client == nil || opts.Dir == "" || opts.Servicelet == "" {
 		return nil, errors.New("runtimemanager: the cascading driver needs a client, a folder and the msp-servicelet executable")
+	}
+	if err := opts.Access.complete(); err != nil {
+		return nil, err
 	}
 	if opts.Namespace == "" {
 		opts.Namespace = metav1.NamespaceDefault
@@ -122,8 +127,12 @@ func (c *Cascading) Order(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 	if err := os.WriteFile(urlFile, uri, 0o600); err != nil {
 		return err
 	}
+	kubeconfig, err := c.opts.Access.Issue(ctx, rt.Name, dir)
+	if err != nil {
+		return err
+	}
 	args := append([]string{
-		"--kubeconfig", c.opts.Kubeconfig, "--workspace", c.opts.Workspace, "--export", c.opts.Export,
+		"--kubeconfig", kubeconfig, "--workspace", c.opts.Workspace, "--export", c.opts.Export,
 		"--runtime", rt.Name, "--driver", "postgres", "--postgres-url-file", urlFile,
 	}, c.opts.ExtraArgs...)
 	p, err := startProc(c.opts.Servicelet, args, filepath.Join(dir, "servicelet.log"))
@@ -144,6 +153,9 @@ func (c *Cascading) Release(ctx context.Context, rt *platformv1alpha1.ServiceRun
 		delete(c.live, rt.Name)
 	}
 	c.mu.Unlock()
+	if err := c.opts.Access.Revoke(ctx, rt.Name); err != nil {
+		return false, err
+	}
 	srv := &unstructured.Unstructured{}
 	srv.SetGroupVersionKind(PostgresServerGVK)
 	srv.SetNamespace(c.opts.Namespace)

@@ -21,8 +21,10 @@ type LocalOptions struct {
 	Dir string
 	// Servicelet is the msp-servicelet executable. Required.
 	Servicelet string
-	// Kubeconfig, Workspace and Export are handed to the servicelets.
-	Kubeconfig, Workspace, Export string
+	// Access issues each servicelet its own credential. Required.
+	Access *ServiceletAccess
+	// Workspace and Export are handed to the servicelets.
+	Workspace, Export string
 	// Driver is the servicelets' driver: "postgres" (a local PostgreSQL server per
 	// runtime, the default) or "test".
 	Driver string
@@ -51,6 +53,9 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 	if opts.Dir == "" || opts.Servicelet == "" {
 		return nil, errors.New("runtimemanager: the local driver needs a folder and the msp-servicelet executable")
 	}
+	if err := opts.Access.complete(); err != nil {
+		return nil, err
+	}
 	if opts.Driver == "" {
 		opts.Driver = "postgres"
 	}
@@ -74,9 +79,13 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	kubeconfig, err := l.opts.Access.Issue(ctx, rt.Name, dir)
+	if err != nil {
+		return err
+	}
 	r := &localRuntime{}
 	args := []string{
-		"--kubeconfig", l.opts.Kubeconfig, "--workspace", l.opts.Workspace, "--export", l.opts.Export,
+		"--kubeconfig", kubeconfig, "--workspace", l.opts.Workspace, "--export", l.opts.Export,
 		"--runtime", rt.Name, "--driver", l.opts.Driver,
 	}
 	switch l.opts.Driver {
@@ -109,15 +118,18 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 	return nil
 }
 
-// Release stops the servicelet (letting it finish), then the server, and removes the
-// runtime's folder.
-func (l *Local) Release(_ context.Context, rt *platformv1alpha1.ServiceRuntime) (bool, error) {
+// Release stops the servicelet (letting it finish), revokes its credential, stops the
+// server, and removes the runtime's folder.
+func (l *Local) Release(ctx context.Context, rt *platformv1alpha1.ServiceRuntime) (bool, error) {
 	l.mu.Lock()
 	r := l.live[rt.Name]
 	delete(l.live, rt.Name)
 	l.mu.Unlock()
 	if r != nil {
 		r.stop()
+	}
+	if err := l.opts.Access.Revoke(ctx, rt.Name); err != nil {
+		return false, err
 	}
 	if err := os.RemoveAll(filepath.Join(l.opts.Dir, rt.Name)); err != nil {
 		return false, err

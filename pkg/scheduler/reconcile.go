@@ -21,6 +21,7 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/conditions"
+	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/metrics"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 )
@@ -114,6 +115,19 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 		return reconcile.Result{}, nil
 	}
 
+	// A runtime the consumer named (the scheduler labels only what it placed or checked)
+	// must be one its workspace may use; asked before anything about the runtime is told.
+	if !labelled && s.opts.Permits != nil {
+		ok, err := s.opts.Permits(ctx, c.Cluster, runtimeName)
+		if err != nil {
+			return reconcile.Result{}, fmt.Errorf("failed to check whether runtime %s may be used: %w", runtimeName, err)
+		}
+		if !ok {
+			msg := fmt.Sprintf("spec.runtimeName names runtime %s, which this workspace may not use: ask the provider to grant the verb use on serviceruntimes %s to %s, or delete and recreate the capability without runtimeName to let the scheduler choose",
+				runtimeName, runtimeName, identity.TenantSubject(c.Cluster))
+			return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonRuntimeNotPermitted, msg, nil)
+		}
+	}
 	runtimes, err := s.opts.Runtimes.List(ctx)
 	if err != nil {
 		return reconcile.Result{}, err

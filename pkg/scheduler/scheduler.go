@@ -80,6 +80,9 @@ type Options struct {
 	AssumeTTL time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Permits answers whether the tenant workspace cluster may name runtime in
+	// spec.runtimeName (see identity.TenantSubject). Nil permits every runtime.
+	Permits func(ctx context.Context, cluster, runtime string) (bool, error)
 }
 
 // RuntimeLister returns the current ServiceRuntimes; callers must not modify them.

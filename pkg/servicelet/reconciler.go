@@ -458,6 +458,11 @@ func (w *docWriter) readSecret(ctx context.Context, live bool) (*unstructured.Un
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
+	if apierrors.IsForbidden(err) {
+		// The front door lets a servicelet read only the Secrets it wrote: one of this
+		// name that the tenant made is never read, nor taken over.
+		return nil, NewTenantError(fmt.Sprintf("the connection Secret %s cannot be written: a Secret of that name exists in the namespace and is not this capability's connection Secret (the platform never takes one over); delete or rename it", w.secretName()))
+	}
 	return s, err
 }
 

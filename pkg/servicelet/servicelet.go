@@ -133,6 +133,11 @@ func (s *Servicelet) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.source.Start(ctx) }()
 	go func() { defer wg.Done(); s.twin(ctx) }()
+	if file := s.opts.Config.BearerTokenFile; file != "" {
+		r := &tokenRenewer{cfg: s.opts.Config, file: file, log: log.WithName("credentials")}
+		wg.Add(1)
+		go func() { defer wg.Done(); r.run(ctx) }()
+	}
 	for i := 0; i < s.opts.Workers; i++ {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.work(ctx) }()

@@ -22,6 +22,9 @@ const (
 	// ReasonRuntimeDoesNotFit: the runtime the consumer named does not meet the
 	// capability's constraints.
 	ReasonRuntimeDoesNotFit = "RuntimeDoesNotFit"
+	// ReasonRuntimeNotPermitted: the consumer named a runtime its workspace may not use
+	// (the provider grants the verb use on serviceruntimes).
+	ReasonRuntimeNotPermitted = "RuntimeNotPermitted"
 	// ReasonWaitingForRuntime: the runtime manager ordered a runtime for the capability.
 	ReasonWaitingForRuntime = "WaitingForRuntime"
 )

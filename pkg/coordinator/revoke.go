@@ -1,0 +1,48 @@
+package coordinator
+
+import (
+	"context"
+
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/identity"
+)
+
+// RevokerControllerName names the controller that revokes a removed runtime's servicelet.
+const RevokerControllerName = "msp-servicelet-revoker"
+
+// revoker deletes the servicelet's ServiceAccount of a ServiceRuntime that was removed:
+// removing a runtime revokes its servicelet's credential (the front door then cuts its
+// open watches), whoever issued it.
+type revoker struct {
+	cfg *rest.Config // the provider workspace
+}
+
+func (r *revoker) setup(mgr ctrl.Manager) error {
+	onlyDeletes := predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(RevokerControllerName).
+		For(&platformv1alpha1.ServiceRuntime{}, builder.WithPredicates(onlyDeletes)).
+		Complete(r)
+}
+
+// Reconcile runs for a deleted runtime only.
+func (r *revoker) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := identity.RevokeServicelet(ctx, r.cfg, req.Name); err != nil {
+		return reconcile.Result{}, err
+	}
+	log.FromContext(ctx).Info("runtime removed: its servicelet's credential is revoked", "runtime", req.Name, "serviceAccount", identity.ServiceAccountName(req.Name))
+	return reconcile.Result{}, nil
+}

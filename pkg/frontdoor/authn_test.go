@@ -1,0 +1,152 @@
+package frontdoor
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+)
+
+func review(user, cluster string, audiences ...string) authenticationv1.TokenReviewStatus {
+	return authenticationv1.TokenReviewStatus{
+		Authenticated: true,
+		Audiences:     audiences,
+		User: authenticationv1.UserInfo{
+			Username: user, UID: "uid-a",
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"},
+			Extra: map[string]authenticationv1.ExtraValue{
+				"authentication.kubernetes.io/cluster-name":  {cluster},
+				"authentication.kubernetes.io/credential-id": {"JTI=1"},
+			},
+		},
+	}
+}
+
+func TestIdentityFromReview(t *testing.T) {
+	sa := "system:serviceaccount:default:servicelet-rt-a"
+	tests := []struct {
+		name    string
+		status  authenticationv1.TokenReviewStatus
+		wantErr string
+	}{
+		{name: "a servicelet of the provider workspace", status: review(sa, testCluster, DefaultAudience)},
+		{name: "not authenticated", status: authenticationv1.TokenReviewStatus{Error: "token has expired"}, wantErr: "token has expired"},
+		{name: "a foreign workspace's ServiceAccount of the same name", status: review(sa, "othercl", DefaultAudience), wantErr: "belongs to another workspace"},
+		{name: "no cluster-name", status: func() authenticationv1.TokenReviewStatus {
+			s := review(sa, testCluster, DefaultAudience)
+			delete(s.User.Extra, extraClusterName)
+			return s
+		}(), wantErr: "another workspace"},
+		{name: "two cluster-names", status: func() authenticationv1.TokenReviewStatus {
+			s := review(sa, testCluster, DefaultAudience)
+			s.User.Extra[extraClusterName] = authenticationv1.ExtraValue{testCluster, "othercl"}
+			return s
+		}(), wantErr: "another workspace"},
+		{name: "another ServiceAccount", status: review("system:serviceaccount:default:front-door", testCluster, DefaultAudience), wantErr: "is not a servicelet"},
+		{name: "a servicelet account in another namespace", status: review("system:serviceaccount:kube-system:servicelet-rt-a", testCluster, DefaultAudience), wantErr: "is not a servicelet"},
+		{name: "no runtime", status: review("system:serviceaccount:default:servicelet-", testCluster, DefaultAudience), wantErr: "is not a servicelet"},
+		{name: "a user", status: review("msp-platform", testCluster, DefaultAudience), wantErr: "is not a servicelet"},
+		{name: "another audience", status: review(sa, testCluster, "https://kcp.default.svc"), wantErr: "audience"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := identityFromReview(tt.status, DefaultAudience, testCluster)
+			if tt.wantErr == "" {
+				if err != nil || id.runtime != "rt-a" || id.uid != "uid-a" {
+					t.Fatalf("got %+v, %v", id, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.message, tt.wantErr) || err.code != http.StatusUnauthorized {
+				t.Fatalf("err = %v, want 401 with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// fakeReviewer answers from a map of tokens and counts the reviews.
+type fakeReviewer struct {
+	mu      sync.Mutex
+	tokens  map[string]authenticationv1.TokenReviewStatus
+	calls   int
+	down    bool
+	lastAud []string
+}
+
+func (f *fakeReviewer) review(_ context.Context, token string, audiences []string) (authenticationv1.TokenReviewStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.lastAud = audiences
+	if f.down {
+		return authenticationv1.TokenReviewStatus{}, errors.New("connection refused")
+	}
+	if st, ok := f.tokens[token]; ok {
+		return st, nil
+	}
+	return authenticationv1.TokenReviewStatus{Error: "invalid bearer token"}, nil
+}
+
+func (f *fakeReviewer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+func TestAuthenticatorCache(t *testing.T) {
+	rev := &fakeReviewer{tokens: map[string]authenticationv1.TokenReviewStatus{
+		"good": review("system:serviceaccount:default:servicelet-rt-a", testCluster, DefaultAudience),
+	}}
+	a := newAuthenticator(rev, DefaultAudience, testCluster)
+	now := time.Unix(1000, 0)
+	a.now = func() time.Time { return now }
+	ctx := context.Background()
+
+	if id, err := a.authenticate(ctx, "good"); err != nil || id.runtime != "rt-a" {
+		t.Fatalf("got %+v, %v", id, err)
+	}
+	if len(rev.lastAud) != 1 || rev.lastAud[0] != DefaultAudience {
+		t.Errorf("reviewed for audiences %v, want [%s]", rev.lastAud, DefaultAudience)
+	}
+	_, _ = a.authenticate(ctx, "good")
+	if rev.count() != 1 {
+		t.Errorf("a positive review is asked again within its TTL: %d reviews", rev.count())
+	}
+	now = now.Add(positiveReviewTTL + time.Millisecond)
+	_, _ = a.authenticate(ctx, "good")
+	if rev.count() != 2 {
+		t.Errorf("a positive review is believed after its TTL: %d reviews", rev.count())
+	}
+
+	if _, err := a.authenticate(ctx, "bad"); err == nil {
+		t.Fatal("a bad token passed")
+	}
+	_, _ = a.authenticate(ctx, "bad")
+	if rev.count() != 3 {
+		t.Errorf("a refusal is not cached: %d reviews", rev.count())
+	}
+	now = now.Add(negativeReviewTTL + time.Millisecond)
+	_, _ = a.authenticate(ctx, "bad")
+	if rev.count() != 4 {
+		t.Errorf("a refusal is believed after its TTL: %d reviews", rev.count())
+	}
+
+	a.forget("rt-a")
+	_, _ = a.authenticate(ctx, "good")
+	if rev.count() != 5 {
+		t.Errorf("forget kept the runtime's review: %d reviews", rev.count())
+	}
+
+	rev.down = true
+	a.forget("rt-a")
+	_, err := a.authenticate(ctx, "good")
+	var ae *authError
+	if !errors.As(err, &ae) || ae.code != http.StatusServiceUnavailable {
+		t.Errorf("kcp down: err = %v, want 503", err)
+	}
+}
