@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
@@ -37,6 +38,23 @@ func create(t *testing.T, c client.Client, objs ...client.Object) {
 		if err := c.Create(context.Background(), o); err != nil {
 			t.Fatalf("failed to create %s: %v", o.GetName(), err)
 		}
+	}
+}
+
+// update applies change to the object's latest version, as a tenant's tool would: the
+// servicelet and the scheduler write the same document concurrently, so a plain
+// read-modify-update can meet a conflict that says nothing about the platform.
+func update(t *testing.T, c client.Client, obj client.Object, change func()) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		return c.Update(context.Background(), obj)
+	})
+	if err != nil {
+		t.Fatalf("failed to update %s: %v", obj.GetName(), err)
 	}
 }
 

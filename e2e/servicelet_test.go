@@ -111,13 +111,7 @@ func TestServiceletLifecycle(t *testing.T) {
 	if n := testdriver.Calls(sl.StateDir, "creates.log", "default", "paused"); n != 0 {
 		t.Fatalf("a paused capability was created (%d times)", n)
 	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(paused), paused); err != nil {
-		t.Fatal(err)
-	}
-	delete(paused.Annotations, platformv1alpha1.AnnotationPaused)
-	if err := c.Update(ctx, paused); err != nil {
-		t.Fatal(err)
-	}
+	update(t, c, paused, func() { delete(paused.Annotations, platformv1alpha1.AnnotationPaused) })
 	waitCondition(t, c, "paused", platformv1alpha1.ConditionReady, metav1.ConditionTrue, time.Minute)
 
 	// A driver error reaches the tenant as Synced=False with its message.

@@ -110,10 +110,7 @@ func TestConnectionSecretIsRepairedAndRotated(t *testing.T) {
 
 	// Password edited by hand → new credentials, the hand-made password does not work,
 	// and a Warning event says why.
-	back.Data["password"] = []byte("guessed")
-	if err := c.Update(ctx, back); err != nil {
-		t.Fatal(err)
-	}
+	update(t, c, back, func() { back.Data["password"] = []byte("guessed") })
 	var repaired *corev1.Secret
 	framework.Eventually(t, 30*time.Second, "the edited password to be replaced", func(ctx context.Context) (bool, string, error) {
 		repaired = waitSecret(t, c, name, 30*time.Second, "a complete Secret")
@@ -125,13 +122,9 @@ func TestConnectionSecretIsRepairedAndRotated(t *testing.T) {
 
 	// Rotation on request: a new annotation value → a new password, the old one stops
 	// working, status records the request.
-	if err := c.Get(ctx, client.ObjectKeyFromObject(db), db); err != nil {
-		t.Fatal(err)
-	}
-	db.Annotations = map[string]string{platformv1alpha1.AnnotationRotateCredentials: "2026-12-02T10:00:00Z"}
-	if err := c.Update(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	update(t, c, db, func() {
+		db.Annotations = map[string]string{platformv1alpha1.AnnotationRotateCredentials: "2026-12-02T10:00:00Z"}
+	})
 	framework.Eventually(t, 30*time.Second, "the rotation to be recorded", func(ctx context.Context) (bool, string, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(db), db); err != nil {
 			return false, "", err
@@ -319,10 +312,7 @@ func TestPauseTyposAndRemovedExtensions(t *testing.T) {
 	if installed("citext") != 1 || installed("pgcrypto") != 1 {
 		t.Fatalf("extensions not installed")
 	}
-	ext.Spec.Extensions = []postgresv1alpha1.Extension{"pgcrypto"}
-	if err := c.Update(ctx, ext); err != nil {
-		t.Fatal(err)
-	}
+	update(t, c, ext, func() { ext.Spec.Extensions = []postgresv1alpha1.Extension{"pgcrypto"} })
 	framework.Eventually(t, time.Minute, "citext to be dropped", func(context.Context) (bool, string, error) {
 		return installed("citext") == 0, "citext still installed", nil
 	})

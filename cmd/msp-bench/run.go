@@ -421,6 +421,14 @@ func loadServicelet(ctx context.Context, cfg *rest.Config, procs *processes, ten
 	if _, err := c.Resource(runtimeGVR).Create(ctx, rt, metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
+	// The tenants name the runtime, so the provider lets them use it.
+	var grants []*unstructured.Unstructured
+	for _, t := range tenants {
+		grants = append(grants, bootstrap.UseRuntimes(t.cluster, loadRuntime)...)
+	}
+	if _, err := bootstrap.Apply(ctx, bootstrap.Options{Config: cfg}, provider, grants...); err != nil {
+		return nil, err
+	}
 	p, err := procs.servicelet(loadRuntime)
 	if err != nil {
 		return nil, err

@@ -94,27 +94,8 @@ func (p *Provider) ServiceletKubeconfig(t testing.TB, runtime string) string {
 // is named), so that it may name them in spec.runtimeName.
 func (p *Provider) Permit(t testing.TB, tenant *Workspace, runtimes ...string) {
 	t.Helper()
-	cluster := tenant.ClusterName(t)
-	name := "use-runtimes-" + cluster
-	rule := map[string]any{"apiGroups": []any{"platform.msp.dev"}, "resources": []any{"serviceruntimes"}, "verbs": []any{"use"}}
-	if len(runtimes) > 0 {
-		names := []any{}
-		for _, r := range runtimes {
-			names = append(names, r)
-		}
-		rule["resourceNames"] = names
-	}
-	role := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-		"metadata": map[string]any{"name": name}, "rules": []any{rule},
-	}}
-	binding := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-		"metadata": map[string]any{"name": name},
-		"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-		"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": identity.TenantSubject(cluster)}},
-	}}
-	if _, err := bootstrap.Apply(context.Background(), bootstrap.Options{Config: p.env.Config}, p.Path, role, binding); err != nil {
+	objs := bootstrap.UseRuntimes(tenant.ClusterName(t), runtimes...)
+	if _, err := bootstrap.Apply(context.Background(), bootstrap.Options{Config: p.env.Config}, p.Path, objs...); err != nil {
 		t.Fatalf("failed to let %s use runtimes %v: %v", tenant.Path, runtimes, err)
 	}
 }

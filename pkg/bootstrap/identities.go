@@ -167,6 +167,18 @@ func OrderingRBAC(workspace, group string) []*unstructured.Unstructured {
 	}
 }
 
+// UseRuntimes lets the tenant workspace whose logical cluster is cluster name the given
+// runtimes (all of the provider's when none is named) in spec.runtimeName: the verb use
+// on serviceruntimes for its subject, which the scheduler asks about before it accepts a
+// named runtime. Applied in the provider's workspace.
+func UseRuntimes(cluster string, runtimes ...string) []*unstructured.Unstructured {
+	name := "msp:use-runtimes:" + cluster
+	return []*unstructured.Unstructured{
+		clusterRole(name, []any{rule([]string{"platform.msp.dev"}, []string{"serviceruntimes"}, runtimes, "use")}),
+		binding(name, identity.TenantSubject(cluster)),
+	}
+}
+
 func rule(groups, resources, names []string, verbs ...string) map[string]any {
 	r := map[string]any{"apiGroups": strs(groups), "resources": strs(resources), "verbs": strs(verbs)}
 	if len(names) > 0 {
