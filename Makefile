@@ -74,17 +74,29 @@ codegen: $(GEN_TOOLS) $(BIN)/apigen ## Regenerate deepcopy, CRDs, APIResourceSch
 	  apigen --input-dir apiexports/crds/$$g.msp.dev --output-dir apiexports/$$g.msp.dev 2>&1 | grep -v 'level=info' || true; \
 	  test -n "$$(ls apiexports/$$g.msp.dev/apiexport-*.yaml)"; \
 	done
+	@$(MAKE) --no-print-directory examples-codegen
+
+# The example provider is a module of its own, generated the same way into its apiexport/.
+EXAMPLE := examples/fileshare
+
+.PHONY: examples-codegen
+examples-codegen: $(GEN_TOOLS) $(BIN)/apigen ## Regenerate the example provider's deepcopy, CRD, APIResourceSchema and APIExport.
+	cd $(EXAMPLE) && controller-gen object:headerFile=../../hack/boilerplate.go.txt paths=./apis/...
+	cd $(EXAMPLE) && controller-gen crd paths=./apis/... output:crd:artifacts:config=apiexport/crds
+	go run ./hack/crd-descriptions $(EXAMPLE)/apiexport/crds
+	apigen --input-dir $(EXAMPLE)/apiexport/crds --output-dir $(EXAMPLE)/apiexport/fileshare.example.dev 2>&1 | grep -v 'level=info' || true
+	@test -n "$$(ls $(EXAMPLE)/apiexport/fileshare.example.dev/apiexport-*.yaml)"
 
 .PHONY: verify
 verify: ## Fail when the committed generated files are stale (runs codegen, then compares with git).
 	@$(MAKE) --no-print-directory codegen >/dev/null
-	@hack/verify-clean.sh apis apiexports
+	@hack/verify-clean.sh apis apiexports $(EXAMPLE)/apis $(EXAMPLE)/apiexport
 
 ##@ Build
 
 .PHONY: build
-build: ## Build msp's binaries into _bin.
-	go build -o $(BIN)/ ./cmd/...
+build: ## Build msp's binaries and its own providers' into _bin.
+	go build -o $(BIN)/ ./cmd/... ./providers/postgres/cmd/... ./providers/postgresserver/cmd/...
 
 ##@ Run
 
@@ -106,14 +118,17 @@ test: tools build postgres lint test-unit test-e2e test-verify ## Run every test
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	go vet ./...
+	cd $(EXAMPLE) && go vet ./...
 
 .PHONY: test-unit
-test-unit: postgres ## Unit tests (pkg/postgres runs a real local PostgreSQL server).
+test-unit: postgres ## Unit tests (pkg/pgserver and the postgres providers run real local PostgreSQL servers).
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
+	cd $(EXAMPLE) && go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v /e2e)
 
 .PHONY: test-e2e
 test-e2e: tools build postgres ## End-to-end tests against a real kcp (one per test binary) and real kubectl.
 	MSP_BIN=$(BIN) go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./e2e/...
+	cd $(EXAMPLE) && MSP_BIN=$(BIN) go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./e2e/
 
 .PHONY: test-verify
 test-verify: tools ## Show that `make verify` passes on a clean tree and fails on a stale one.

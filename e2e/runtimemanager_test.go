@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jackc/pgx/v5"
@@ -38,7 +39,8 @@ func runtimeClass(name string, capacity int64, min, max int32, grace time.Durati
 }
 
 // startManagingCoordinator runs a coordinator with the runtime manager and the local
-// procurement driver, whose servicelets use the given driver.
+// procurement driver, whose servicelets are the provider's own ("provider") or the test
+// driver's ("test").
 func startManagingCoordinator(t *testing.T, p *framework.Provider, servicelets string) {
 	t.Helper()
 	p.StartCoordinator(t, "--runtime-manager", "--local-runtimes-dir", t.TempDir(), "--local-servicelet-driver", servicelets,
@@ -71,7 +73,7 @@ func TestRuntimeManagerScalesFromZero(t *testing.T) {
 	p := env.NewProvider(t)
 	pc := p.Client(t)
 	create(t, pc, runtimeClass("pg", 5, 0, 3, time.Hour, platformv1alpha1.Location{Region: "eu-de", Country: "DE"}, platformv1alpha1.Location{Region: "eu-fr", Country: "FR"}))
-	startManagingCoordinator(t, p, "postgres")
+	startManagingCoordinator(t, p, "provider")
 	c := p.NewTenant(t).Client(t)
 	if n := len(classRuntimes(t, pc, "pg")); n != 0 {
 		t.Fatalf("the class has %d runtimes before anything was ordered, want 0", n)
@@ -188,14 +190,15 @@ func TestRuntimeManagerCascadesThroughHostingProvider(t *testing.T) {
 	env := framework.Current(t)
 	h := env.NewProviderFor(t, "hosting.msp.dev")
 	h.StartCoordinator(t)
-	h.StartServicelet(t, framework.ServiceletSpec{Runtime: "host-de", Region: "eu-de", Country: "DE",
-		Args: []string{"--driver", "hosting", "--hosting-dir", t.TempDir()}})
+	h.StartProviderServicelet(t, "postgresserver-servicelet", framework.ServiceletSpec{Runtime: "host-de", Region: "eu-de", Country: "DE",
+		Args: []string{"--servers-dir", t.TempDir()}})
 
 	p := env.NewProvider(t)
 	p.BindExport(t, h)
 	pc := p.Client(t)
 	class := runtimeClass("cascaded", 5, 0, 2, time.Hour, platformv1alpha1.Location{Region: "eu-de", Country: "DE"})
-	class.Spec.Driver.Name = "cascading"
+	class.Spec.Driver = platformv1alpha1.RuntimeDriver{Name: "cascading",
+		Parameters: &runtime.RawExtension{Raw: []byte(`{"apiVersion":"hosting.msp.dev/v1alpha1","kind":"PostgresServer"}`)}}
 	create(t, pc, class)
 	p.StartCoordinator(t, "--runtime-manager", "--cascading-runtimes-dir", t.TempDir(),
 		"--runtime-manager-interval=1s", "--local-servicelet-arg=--heartbeat-interval=2s")

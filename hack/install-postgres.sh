@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the PostgreSQL server binaries (initdb, pg_ctl, postgres) that pkg/postgres
-# (StartServer, its tests and `make run`) needs. Idempotent: when a server is installed
+# Installs the PostgreSQL server binaries (initdb, pg_ctl, postgres) that pkg/pgserver
+# (Start, its tests and `make run`) needs. Idempotent: when a server is installed
 # already it only says where.
 #
 # The Debian package creates and starts a cluster "main" on port 5432; msp does not use it

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 // watcher records, per capability name, when the bench created it and when the
@@ -246,7 +246,7 @@ func (ps *processes) servicelet(runtime string) (*proc, error) {
 		return nil, err
 	}
 	p, err := ps.start("servicelet-"+runtime, "msp-servicelet", "--kubeconfig", kubeconfig, "--runtime", runtime,
-		"--driver", "test", "--state-dir", filepath.Join(ps.dir, "runtimes", runtime))
+		"--state-dir", filepath.Join(ps.dir, "runtimes", runtime))
 	if err != nil {
 		return nil, err
 	}
@@ -257,16 +257,16 @@ func (ps *processes) servicelet(runtime string) (*proc, error) {
 }
 
 func (ps *processes) coordinator() (*proc, error) {
-	port, err := freePort()
+	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{"msp-coordinator"}, ps.ids.CoordinatorArgs()...)
+	args := append([]string{"postgres-coordinator"}, ps.ids.CoordinatorArgs()...)
 	args = append(args, "--metrics-bind-address", addr)
 	pprofAddr := ""
 	if ps.pprof {
-		pp, err := freePort()
+		pp, err := ports.Free("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
@@ -495,15 +495,6 @@ func kcpMetrics(ctx context.Context, adminKubeconfig string) (map[string]float64
 		return nil, err
 	}
 	return scrape(ctx, client, base.Host+"/metrics")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func numCPU() int { return runtime.NumCPU() }

@@ -25,6 +25,7 @@ import (
 	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/launcher"
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 const (
@@ -94,7 +95,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	kcpOpts := launcher.Options{Binary: filepath.Join(o.Bin, "kcp"), DataDir: filepath.Join(dataDir, "kcp")}
 	profiles := map[string]string{}
 	if o.Profile > 0 {
-		port, err := freePort()
+		port, err := ports.Free("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +149,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	fdPort, err := freePort()
+	fdPort, err := ports.Free("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/launcher"
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 const (
@@ -28,7 +29,7 @@ func issueProvider(ctx context.Context, server *launcher.Server, cfg *rest.Confi
 	if err != nil {
 		return bootstrap.ProviderIdentities{}, err
 	}
-	port, err := freePort()
+	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		return bootstrap.ProviderIdentities{}, err
 	}
@@ -43,13 +44,4 @@ func issueProvider(ctx context.Context, server *launcher.Server, cfg *rest.Confi
 // its ServiceAccount for the front door (the servicelet renews it), in dir.
 func serviceletAccess(ctx context.Context, server *launcher.Server, cfg *rest.Config, ids bootstrap.ProviderIdentities, runtime, dir string) (string, error) {
 	return identity.IssueServiceletAccess(ctx, kcpconfig.ForWorkspace(cfg, providerWorkspace), runtime, dir, ids.FrontDoorURL, server.CA().CertPEM(), identity.DefaultAudience, time.Hour)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

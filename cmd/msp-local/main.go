@@ -22,7 +22,6 @@ import (
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/launcher"
-	"github.com/msp-dev/msp/pkg/postgres"
 )
 
 func main() {
@@ -98,7 +97,7 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	fmt.Printf("Front door of root:providers:postgres on %s (log: %s)\n", ids.FrontDoorURL, frontDoor.log)
 
 	// The postgres provider's coordinator; it talks to kcp only.
-	coordinator, err := startProcess(opts.Home, "coordinator", "msp-coordinator",
+	coordinator, err := startProcess(opts.Home, "coordinator", "postgres-coordinator",
 		append(ids.CoordinatorArgs(), "--metrics-bind-address", "127.0.0.1:0")...)
 	if err != nil {
 		return err
@@ -106,42 +105,32 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	defer coordinator.stop()
 	fmt.Printf("Coordinator of root:providers:postgres running (log: %s)\n", coordinator.log)
 
-	// One local runtime per region: a PostgreSQL server with its servicelet, registered
-	// on first start.
-	var servers []*postgres.Server
+	// One local runtime per region: a postgres servicelet that runs its PostgreSQL server
+	// itself (--local-server-dir), registered on first start.
 	var servicelets []*process
 	defer func() {
 		for _, s := range servicelets {
 			s.stop()
 		}
-		for _, srv := range servers {
-			_ = srv.Stop()
-		}
 	}()
 	for _, rt := range localRuntimes {
 		dir := filepath.Join(opts.Home, "runtimes", rt.name)
-		srv, err := postgres.StartServer(ctx, postgres.ServerOptions{Dir: filepath.Join(dir, "postgres")})
-		if err != nil {
-			return fmt.Errorf("failed to start the PostgreSQL server of %s: %w", rt.name, err)
-		}
-		servers = append(servers, srv)
-		urlFile := filepath.Join(dir, "admin-url")
-		if err := os.WriteFile(urlFile, []byte(srv.AdminURL()), 0o600); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 		kubeconfig, err := serviceletAccess(ctx, server, cfg, ids, rt.name, dir)
 		if err != nil {
 			return err
 		}
-		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "msp-servicelet",
+		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "postgres-servicelet",
 			"--kubeconfig", kubeconfig, "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
 			"--runtime", rt.name, "--register", "--region", rt.region, "--country", rt.country, "--zone", rt.region+"-1", "--cloud", "local",
-			"--capacity", "capabilities=20,storage=20Gi", "--driver", "postgres", "--postgres-url-file", urlFile)
+			"--capacity", "capabilities=20,storage=20Gi", "--local-server-dir", filepath.Join(dir, "postgres"))
 		if err != nil {
 			return err
 		}
 		servicelets = append(servicelets, s)
-		fmt.Printf("Runtime %s (%s, %s): PostgreSQL on 127.0.0.1:%d, servicelet log %s\n", rt.name, rt.region, rt.country, srv.Port(), s.log)
+		fmt.Printf("Runtime %s (%s, %s): PostgreSQL in %s, servicelet log %s\n", rt.name, rt.region, rt.country, filepath.Join(dir, "postgres"), s.log)
 	}
 
 	printUsage(opts.Home, time.Since(start))

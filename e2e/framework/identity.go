@@ -16,6 +16,7 @@ import (
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/identity"
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 // logDir is where a test's component logs go: MSP_E2E_ARTIFACTS/<name> when set.
@@ -36,7 +37,7 @@ func logDir(t testing.TB) string {
 // and an operator would.
 func (p *Provider) issueIdentities(t testing.TB) {
 	t.Helper()
-	port, err := freePort()
+	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,18 +6,18 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/msp-dev/msp/pkg/postgres"
+	"github.com/msp-dev/msp/pkg/pgserver"
 )
 
 // PostgresRuntime is a runtime that is a real local PostgreSQL server, with its servicelet.
 type PostgresRuntime struct {
 	*Servicelet
-	Server *postgres.Server
+	Server *pgserver.Server
 	dir    string
 }
 
 // StartPostgresRuntime starts a PostgreSQL server of its own and a servicelet with the
-// postgres driver for it, registering the runtime; both stop when the test ends.
+// postgres provider's servicelet for it, registering the runtime; both stop when the test ends.
 func (p *Provider) StartPostgresRuntime(t testing.TB, spec ServiceletSpec) *PostgresRuntime {
 	t.Helper()
 	dir := t.TempDir()
@@ -27,14 +27,14 @@ func (p *Provider) StartPostgresRuntime(t testing.TB, spec ServiceletSpec) *Post
 	if err := os.WriteFile(urlFile, []byte(r.Server.AdminURL()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	spec.Args = append([]string{"--driver", "postgres", "--postgres-url-file", urlFile}, spec.Args...)
-	r.Servicelet = p.StartServicelet(t, spec)
+	spec.Args = append([]string{"--postgres-url-file", urlFile}, spec.Args...)
+	r.Servicelet = p.StartProviderServicelet(t, "postgres-servicelet", spec)
 	return r
 }
 
 func (r *PostgresRuntime) startServer(t testing.TB) {
 	t.Helper()
-	srv, err := postgres.StartServer(context.Background(), postgres.ServerOptions{Dir: filepath.Join(r.dir, "postgres")})
+	srv, err := pgserver.Start(context.Background(), pgserver.Options{Dir: filepath.Join(r.dir, "postgres")})
 	if err != nil {
 		t.Fatalf("failed to start PostgreSQL: %v", err)
 	}

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
 	"github.com/msp-dev/msp/pkg/bootstrap"
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 // Scheme knows the Kubernetes, platform and provider types.
@@ -54,8 +56,11 @@ type Provider struct {
 	Export string
 	// Identities are its coordinator's and front door's credentials.
 	Identities bootstrap.ProviderIdentities
-	env        *Env
-	frontDoor  *process
+	// Coordinator is the coordinator binary StartCoordinator runs: the provider's own
+	// (postgres-coordinator for postgres.msp.dev), else msp-coordinator.
+	Coordinator string
+	env         *Env
+	frontDoor   *process
 }
 
 // NewProvider creates a provider workspace under root:providers that exports the
@@ -69,9 +74,17 @@ func (e *Env) NewProvider(t testing.TB) *Provider {
 // given API group (one of apiexports) and binds the platform API.
 func (e *Env) NewProviderFor(t testing.TB, group string) *Provider {
 	t.Helper()
+	return e.NewProviderFrom(t, nil, group)
+}
+
+// NewProviderFrom is NewProviderFor with the generated export of a provider of its own
+// module: fsys holds a folder named group with its apiexport-*.yaml and
+// apiresourceschema-*.yaml (nil: msp's apiexports).
+func (e *Env) NewProviderFrom(t testing.TB, fsys fs.FS, group string) *Provider {
+	t.Helper()
 	ws := e.NewWorkspace(t, "root:providers", UniqueName(t), nil)
 	ctx := context.Background()
-	objs, err := bootstrap.ExportObjects(nil, group)
+	objs, err := bootstrap.ExportObjects(fsys, group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +102,10 @@ func (e *Env) NewProviderFor(t testing.TB, group string) *Provider {
 	// A ServiceRuntime created before the binding's resources are listed fails with
 	// "no matches for kind".
 	waitServed(t, ws, "platform.msp.dev/v1alpha1")
-	p := &Provider{Workspace: ws, Export: group, env: e}
+	p := &Provider{Workspace: ws, Export: group, env: e, Coordinator: "msp-coordinator"}
+	if group == "postgres.msp.dev" {
+		p.Coordinator = "postgres-coordinator"
+	}
 	p.issueIdentities(t)
 	return p
 }
@@ -183,18 +199,18 @@ func (p *Provider) AddRuntime(t testing.TB, spec RuntimeSpec) *platformv1alpha1.
 	return rt
 }
 
-// Coordinator is a running msp-coordinator process.
+// Coordinator is a running coordinator process.
 type Coordinator struct {
 	*process
 	// MetricsAddr is where it serves /metrics.
 	MetricsAddr string
 }
 
-// StartCoordinator runs msp-coordinator for this provider until the test ends. A long
+// StartCoordinator runs the provider's coordinator until the test ends. A long
 // heartbeat timeout lets tests report runtimes Ready once.
 func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordinator {
 	t.Helper()
-	port, err := freePort()
+	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +221,7 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 	// Extra flags for every coordinator, e.g. MSP_E2E_COORDINATOR_ARGS=--pprof-bind-address=127.0.0.1:6060
 	args = append(args, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
 	c := &Coordinator{
-		process:     startProcess(t, filepath.Join(p.env.Bin, "msp-coordinator"), filepath.Join(dir, fmt.Sprintf("coordinator-%d.log", port)), args...),
+		process:     startProcess(t, filepath.Join(p.env.Bin, p.Coordinator), filepath.Join(dir, fmt.Sprintf("coordinator-%d.log", port)), args...),
 		MetricsAddr: metrics,
 	}
 	t.Cleanup(func() {

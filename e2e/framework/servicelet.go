@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 // Servicelet is a running msp-servicelet process with the test driver.
@@ -36,20 +38,34 @@ type ServiceletSpec struct {
 // provider until the test ends.
 func (p *Provider) StartServicelet(t testing.TB, spec ServiceletSpec) *Servicelet {
 	t.Helper()
-	port, err := freePort()
+	return p.StartProviderServicelet(t, "msp-servicelet", spec)
+}
+
+// StartProviderServicelet runs a provider's servicelet binary (from the bin folder) for
+// a new runtime of this provider until the test ends; spec.Args carry its own flags.
+// Only msp-servicelet (the test driver) gets --state-dir. An absolute binary path is run
+// as it is (a provider module's own build).
+func (p *Provider) StartProviderServicelet(t testing.TB, binary string, spec ServiceletSpec) *Servicelet {
+	t.Helper()
+	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if !filepath.IsAbs(binary) {
+		binary = filepath.Join(p.env.Bin, binary)
+	}
 	s := &Servicelet{Runtime: spec.Runtime, StateDir: filepath.Join(dir, "state"), DebugAddr: fmt.Sprintf("127.0.0.1:%d", port),
-		bin: filepath.Join(p.env.Bin, "msp-servicelet"), logFile: filepath.Join(dir, "servicelet.log")}
+		bin: binary, logFile: filepath.Join(dir, "servicelet.log")}
 	s.Kubeconfig = p.ServiceletKubeconfig(t, spec.Runtime)
 	s.args = []string{
 		"--kubeconfig", s.Kubeconfig, "--workspace", p.Path, "--export", p.Export,
 		"--runtime", spec.Runtime, "--register", "--region", spec.Region, "--country", spec.Country,
-		"--state-dir", s.StateDir, "--debug-bind-address", s.DebugAddr, "--heartbeat-interval", "2s",
+		"--debug-bind-address", s.DebugAddr, "--heartbeat-interval", "2s",
 	}
-	// (The state folder only matters to the test driver; a later --driver flag wins.)
+	if filepath.Base(binary) == "msp-servicelet" {
+		s.args = append(s.args, "--state-dir", s.StateDir)
+	}
 	if spec.Capabilities > 0 {
 		s.args = append(s.args, "--capacity", fmt.Sprintf("capabilities=%d", spec.Capabilities))
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -152,13 +151,4 @@ func TempFile(t testing.TB, name, content string) string {
 
 func discoveryFor(ws *Workspace) *discovery.DiscoveryClient {
 	return discovery.NewDiscoveryClientForConfigOrDie(ws.Config)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -86,7 +86,7 @@ func assertNoAdminCredential(t *testing.T, home, kcpURL string) {
 			t.Errorf("%s (pid %s, %s) is a kcp admin: %s", c.binary, c.pid, c.kubeconfig, verdict)
 		}
 	}
-	for _, want := range []string{"msp-coordinator", "msp-frontdoor", "msp-servicelet"} {
+	for _, want := range []string{"postgres-coordinator", "msp-frontdoor", "postgres-servicelet"} {
 		if seen[want] == 0 {
 			t.Errorf("no running %s found among %v", want, comps)
 		}

@@ -159,7 +159,7 @@ subjects:
 	logFile := filepath.Join(t.TempDir(), "servicelet.log")
 	sl, err := child.Start(filepath.Join(env.Bin, "msp-servicelet"), []string{
 		"--kubeconfig", kc, "--workspace", prov.Path, "--export", prov.Export, "--runtime", "rt-b", "--register",
-		"--region", "eu-fr", "--country", "FR", "--driver", "test", "--state-dir", filepath.Join(t.TempDir(), "state"), "--heartbeat-interval", "2s",
+		"--region", "eu-fr", "--country", "FR", "--state-dir", filepath.Join(t.TempDir(), "state"), "--heartbeat-interval", "2s",
 	}, logFile)
 	if err != nil {
 		t.Fatal(err)

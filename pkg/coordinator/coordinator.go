@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -27,11 +25,12 @@ import (
 	apisv1alpha1 "github.com/kcp-dev/sdk/apis/apis/v1alpha1"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
-	"github.com/msp-dev/msp/pkg/postgres"
+	"github.com/msp-dev/msp/pkg/exports"
 	"github.com/msp-dev/msp/pkg/runtimemanager"
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
+	"github.com/msp-dev/msp/sdk/capability"
 )
 
 // Options configure a coordinator. Zero values take the documented defaults.
@@ -44,9 +43,9 @@ type Options struct {
 	// EndpointSlice is the APIExportEndpointSlice to follow. Defaults to Export (kcp
 	// creates one of the export's name).
 	EndpointSlice string
-	// Kinds are the capability kinds to schedule, as Kind.version.group. Empty: every
-	// kind the export serves.
-	Kinds []schema.GroupVersionKind
+	// Kinds are the capability kinds to schedule, with their requests; a version left
+	// empty is the export's. Empty: every kind the export serves.
+	Kinds []capability.Kind
 	// HeartbeatTimeout is how old a runtime's heartbeat may be for the scheduler to use
 	// it. Defaults to 40s; negative disables the check (only the Ready condition counts).
 	HeartbeatTimeout time.Duration
@@ -134,19 +133,20 @@ func Run(ctx context.Context, opts Options) error {
 	log.SetLogger(opts.Log)
 	ctx = log.IntoContext(ctx, opts.Log)
 
-	gvks := opts.Kinds
-	if len(gvks) == 0 {
-		exported, err := DiscoverKinds(ctx, opts.Config, opts.Export)
-		if err != nil {
-			return err
-		}
-		for _, k := range exported {
-			gvks = append(gvks, k.GVK)
-		}
+	served, err := exports.Kinds(ctx, opts.Config, opts.Export)
+	if err != nil {
+		return err
 	}
-	kinds := make([]scheduler.Kind, 0, len(gvks))
-	for _, gvk := range gvks {
-		kinds = append(kinds, schedulerKind(gvk))
+	kinds, left := capability.Select(served, opts.Kinds)
+	if len(kinds) == 0 {
+		return fmt.Errorf("the export %s serves none of the kinds to schedule", opts.Export)
+	}
+	gvks := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		gvks = append(gvks, k.GVK.String())
+	}
+	for _, k := range left {
+		opts.Log.Info("the export serves a kind this coordinator does not schedule", "kind", k.GVK.GroupKind().String())
 	}
 	opts.Log.Info("coordinating", "export", opts.Export, "kinds", gvks)
 
@@ -251,60 +251,4 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	return mgr.Start(ctx)
-}
-
-// ExportedKind is a kind an APIExport serves.
-type ExportedKind struct {
-	GVK schema.GroupVersionKind
-	// Resource is the kind's plural resource name.
-	Resource string
-}
-
-// DiscoverKinds reads the kinds an APIExport serves: each resource's schema names its
-// kind and its storage version.
-func DiscoverKinds(ctx context.Context, cfg *rest.Config, export string) ([]ExportedKind, error) {
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		return nil, err
-	}
-	ex := &unstructured.Unstructured{}
-	ex.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha2", Kind: "APIExport"})
-	if err := c.Get(ctx, client.ObjectKey{Name: export}, ex); err != nil {
-		return nil, fmt.Errorf("failed to read APIExport %s: %w", export, err)
-	}
-	resources, _, _ := unstructured.NestedSlice(ex.Object, "spec", "resources")
-	var out []ExportedKind
-	for _, r := range resources {
-		m, _ := r.(map[string]any)
-		schemaName, _ := m["schema"].(string)
-		plural, _ := m["name"].(string)
-		sch := &unstructured.Unstructured{}
-		sch.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha1", Kind: "APIResourceSchema"})
-		if err := c.Get(ctx, client.ObjectKey{Name: schemaName}, sch); err != nil {
-			return nil, fmt.Errorf("failed to read APIResourceSchema %s: %w", schemaName, err)
-		}
-		group, _, _ := unstructured.NestedString(sch.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(sch.Object, "spec", "names", "kind")
-		versions, _, _ := unstructured.NestedSlice(sch.Object, "spec", "versions")
-		for _, v := range versions {
-			vm, _ := v.(map[string]any)
-			if storage, _ := vm["storage"].(bool); storage {
-				name, _ := vm["name"].(string)
-				out = append(out, ExportedKind{GVK: schema.GroupVersionKind{Group: group, Version: name, Kind: kind}, Resource: plural})
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("APIExport %s serves no kinds", export)
-	}
-	return out, nil
-}
-
-// schedulerKind adds what the coordinator knows of a kind's requests.
-func schedulerKind(gvk schema.GroupVersionKind) scheduler.Kind {
-	k := scheduler.Kind{GVK: gvk}
-	if gvk.GroupKind() == postgres.GroupKind {
-		k.ExtraRequests = postgres.Requests
-	}
-	return k
 }

@@ -13,9 +13,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/exports"
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+	"github.com/msp-dev/msp/sdk/capability"
 )
 
 // ExplainOptions configure a dry run of the scheduler.
@@ -32,6 +34,8 @@ type ExplainOptions struct {
 	HeartbeatTimeout      time.Duration
 	HeartbeatLagTolerance time.Duration
 	Weights               map[string]int64
+	// Kinds are the provider's kinds with their requests (see Options.Kinds).
+	Kinds []capability.Kind
 }
 
 // Explanation is what the scheduler would do with a capability right now.
@@ -53,11 +57,12 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 	if opts.HeartbeatTimeout == 0 {
 		opts.HeartbeatTimeout = 40 * time.Second
 	}
-	kinds, err := DiscoverKinds(ctx, opts.Config, opts.Export)
+	served, err := exports.Kinds(ctx, opts.Config, opts.Export)
 	if err != nil {
 		return nil, err
 	}
-	var kind *ExportedKind
+	kinds, _ := capability.Select(served, opts.Kinds)
+	var kind *capability.Kind
 	for i, k := range kinds {
 		if k.GVK.GroupKind() == doc.GroupVersionKind().GroupKind() {
 			kind = &kinds[i]
@@ -98,13 +103,13 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 			if err != nil {
 				return nil, fmt.Errorf("failed to list %s through %s: %w", k.Resource, url, err)
 			}
-			sk := schedulerKind(k.GVK)
+
 			for i := range list.Items {
 				item := &list.Items[i]
 				cluster := item.GetAnnotations()["kcp.io/cluster"]
 				runtimeName, _, _ := unstructured.NestedString(item.Object, "spec", "runtimeName")
 				key := cluster + "|" + k.GVK.GroupKind().String() + "|" + item.GetNamespace() + "/" + item.GetName()
-				acct.Observe(key, runtimeName, scheduler.RequestsOf(item, sk), framework.TenantKey(cluster, k.GVK.GroupKind()))
+				acct.Observe(key, runtimeName, scheduler.RequestsOf(item, k), framework.TenantKey(cluster, k.GVK.GroupKind()))
 				count++
 			}
 		}
@@ -119,7 +124,7 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 	capability := &framework.Capability{
 		Cluster: opts.Cluster, Namespace: doc.GetNamespace(), Name: doc.GetName(),
 		GroupKind: kind.GVK.GroupKind(), Spec: spec.Spec,
-		Requests: scheduler.RequestsOf(doc, schedulerKind(kind.GVK)),
+		Requests: scheduler.RequestsOf(doc, *kind),
 		Named:    scheduler.NamedOf(doc),
 	}
 	tenantKey := framework.TenantKey(opts.Cluster, kind.GVK.GroupKind())

@@ -29,6 +29,7 @@ import (
 
 	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 const (
@@ -74,7 +75,7 @@ type Options struct {
 // Server is a running kcp.
 type Server struct {
 	opts  Options
-	ports ports
+	ports portSet
 	cmd   *exec.Cmd
 	log   *os.File
 	done  chan struct{}
@@ -82,7 +83,7 @@ type Server struct {
 	ca    *identity.CA
 }
 
-type ports struct {
+type portSet struct {
 	Secure     int `json:"securePort"`
 	EtcdClient int `json:"etcdClientPort"`
 	EtcdPeer   int `json:"etcdPeerPort"`
@@ -182,9 +183,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // choosePorts reuses the ports recorded in the data folder, or picks free ones.
-func choosePorts(opts Options) (ports, error) {
+func choosePorts(opts Options) (portSet, error) {
 	file := filepath.Join(opts.DataDir, portsFile)
-	var p ports
+	var p portSet
 	if raw, err := os.ReadFile(file); err == nil {
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return p, fmt.Errorf("launcher: %s is corrupt: %w", file, err)
@@ -198,14 +199,14 @@ func choosePorts(opts Options) (ports, error) {
 	}
 	var err error
 	if p.Secure = opts.SecurePort; p.Secure == 0 {
-		if p.Secure, err = freePort(opts.BindAddress); err != nil {
+		if p.Secure, err = ports.Free(opts.BindAddress); err != nil {
 			return p, err
 		}
 	}
-	if p.EtcdClient, err = freePort(opts.BindAddress); err != nil {
+	if p.EtcdClient, err = ports.Free(opts.BindAddress); err != nil {
 		return p, err
 	}
-	if p.EtcdPeer, err = freePort(opts.BindAddress); err != nil {
+	if p.EtcdPeer, err = ports.Free(opts.BindAddress); err != nil {
 		return p, err
 	}
 	raw, _ := json.Marshal(p)
@@ -213,15 +214,6 @@ func choosePorts(opts Options) (ports, error) {
 		return p, fmt.Errorf("launcher: failed to record ports: %w", err)
 	}
 	return p, nil
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("launcher: no free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func portFree(host string, port int) bool {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 func TestChoosePortsRecordsAndReuses(t *testing.T) {
@@ -35,7 +37,7 @@ func TestChoosePortsRecordsAndReuses(t *testing.T) {
 }
 
 func TestChoosePortsHonoursFixedPort(t *testing.T) {
-	port, err := freePort("127.0.0.1")
+	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package runtimemanager
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,10 +20,44 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/sdk/procurement"
 )
 
-// PostgresServerGVK is the hosting provider's kind that the cascading driver orders.
-var PostgresServerGVK = schema.GroupVersionKind{Group: "hosting.msp.dev", Version: "v1alpha1", Kind: "PostgresServer"}
+// CascadingParameters are a cascading class's spec.driver.parameters: the other
+// provider's capability kind each runtime is ordered as.
+type CascadingParameters struct {
+	// APIVersion and Kind name the capability kind to order; the provider workspace
+	// binds the other provider's export. Required.
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// SecretKey overrides the key of the connection Secret that carries the runtime's
+	// access (procurement.Access.SecretKey).
+	SecretKey string `json:"secretKey,omitempty"`
+}
+
+// parameters reads what rt was ordered with, or the class's parameters.
+func parameters(rt *platformv1alpha1.ServiceRuntime, class *platformv1alpha1.ServiceRuntimeClass) (CascadingParameters, error) {
+	var raw []byte
+	if a := rt.Annotations[annotationParameters]; a != "" {
+		raw = []byte(a)
+	} else if class != nil && class.Spec.Driver.Parameters != nil {
+		raw = class.Spec.Driver.Parameters.Raw
+	}
+	var p CascadingParameters
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return p, fmt.Errorf("the cascading driver's parameters of runtime %s are not valid: %w", rt.Name, err)
+		}
+	}
+	if p.APIVersion == "" || p.Kind == "" {
+		return p, fmt.Errorf("runtime %s: the cascading driver needs spec.driver.parameters apiVersion and kind (the capability kind of another provider to order the runtime as)", rt.Name)
+	}
+	return p, nil
+}
+
+func (p CascadingParameters) gvk() schema.GroupVersionKind {
+	return schema.FromAPIVersionAndKind(p.APIVersion, p.Kind)
+}
 
 // CascadingOptions configure the cascading procurement driver.
 type CascadingOptions struct {
@@ -33,21 +68,24 @@ type CascadingOptions struct {
 	Namespace string
 	// Dir holds one folder per runtime (its access, its servicelet's log). Required.
 	Dir string
-	// Servicelet, Workspace and Export run the servicelet of an ordered runtime, with
-	// the connection details as its access to the runtime.
+	// Servicelet, Workspace and Export run the provider's servicelet of an ordered
+	// runtime, with the connection details as its access to the runtime.
 	Servicelet, Workspace, Export string
-	// Access issues each servicelet its own credential. Required.
-	Access *ServiceletAccess
+	// Access says which connection detail the servicelet takes, with which flag.
+	// Required.
+	Access procurement.Access
+	// Credentials issues each servicelet its own credential. Required.
+	Credentials *ServiceletAccess
 	// ExtraArgs are appended to every servicelet's arguments.
 	ExtraArgs []string
 	// Log is the logger.
 	Log logr.Logger
 }
 
-// Cascading orders a runtime as a capability of another provider through kcp: a
-// PostgresServer in the provider's own workspace. When the other provider reports it
-// Ready, its connection Secret becomes the new runtime's access, and a servicelet starts
-// for it.
+// Cascading orders a runtime as a capability of another provider through kcp (the
+// class names its kind; the provider workspace binds that provider's export). When the
+// other provider reports it Ready, one key of its connection Secret becomes the new
+// runtime's access, and the provider's servicelet starts for it.
 type Cascading struct {
 	opts CascadingOptions
 	mu   sync.Mutex
@@ -56,10 +94,10 @@ type Cascading struct {
 
 // NewCascading returns the cascading procurement driver.
 func NewCascading(opts CascadingOptions) (*Cascading, error) {
-	if opts.Client == nil || opts.Dir == "" || opts.Servicelet == "" {
-		return nil, errors.New("runtimemanager: the cascading driver needs a client, a folder and the msp-servicelet executable")
+	if opts.Client == nil || opts.Dir == "" || opts.Servicelet == "" || opts.Access.SecretKey == "" || opts.Access.FileFlag == "" {
+		return nil, errors.New("runtimemanager: the cascading driver needs a client, a folder, the provider's servicelet executable and how it takes its access")
 	}
-	if err := opts.Access.complete(); err != nil {
+	if err := opts.Credentials.complete(); err != nil {
 		return nil, err
 	}
 	if opts.Namespace == "" {
@@ -73,10 +111,15 @@ func NewCascading(opts CascadingOptions) (*Cascading, error) {
 
 // Order orders the capability if needed, and starts the runtime's servicelet once the
 // capability is Ready.
-func (c *Cascading) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, _ *platformv1alpha1.ServiceRuntimeClass) error {
+func (c *Cascading) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, class *platformv1alpha1.ServiceRuntimeClass) error {
+	params, err := parameters(rt, class)
+	if err != nil {
+		return err
+	}
+	kind := params.Kind
 	srv := &unstructured.Unstructured{}
-	srv.SetGroupVersionKind(PostgresServerGVK)
-	err := c.opts.Client.Get(ctx, client.ObjectKey{Namespace: c.opts.Namespace, Name: rt.Name}, srv)
+	srv.SetGroupVersionKind(params.gvk())
+	err = c.opts.Client.Get(ctx, client.ObjectKey{Namespace: c.opts.Namespace, Name: rt.Name}, srv)
 	if apierrors.IsNotFound(err) {
 		loc := rt.Spec.Location
 		placement := map[string]any{"regions": []any{loc.Region}}
@@ -88,13 +131,13 @@ func (c *Cascading) Order(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 		srv.SetLabels(map[string]string{"platform.msp.dev/ordered-for": rt.Name})
 		srv.Object["spec"] = map[string]any{"placement": placement}
 		if err := c.opts.Client.Create(ctx, srv); err != nil {
-			return fmt.Errorf("failed to order PostgresServer %s: %w", rt.Name, err)
+			return fmt.Errorf("failed to order %s %s: %w", kind, rt.Name, err)
 		}
-		c.opts.Log.Info("ordered a PostgresServer from the hosting provider", "runtime", rt.Name, "region", loc.Region)
+		c.opts.Log.Info("ordered the runtime from another provider", "runtime", rt.Name, "kind", kind, "region", loc.Region)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("failed to read PostgresServer %s: %w", rt.Name, err)
+		return fmt.Errorf("failed to read %s %s: %w", kind, rt.Name, err)
 	}
 	var doc struct {
 		Status platformv1alpha1.CapabilityStatus `json:"status"`
@@ -104,7 +147,7 @@ func (c *Cascading) Order(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 	}
 	ready := meta.FindStatusCondition(doc.Status.Conditions, platformv1alpha1.ConditionReady)
 	if ready == nil || ready.Status != metav1.ConditionTrue || doc.Status.ConnectionSecretRef == nil {
-		return nil // the hosting provider is still at work
+		return nil // the other provider is still at work
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -115,37 +158,41 @@ func (c *Cascading) Order(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 	if err := c.opts.Client.Get(ctx, client.ObjectKey{Namespace: c.opts.Namespace, Name: doc.Status.ConnectionSecretRef.Name}, secret); err != nil {
 		return fmt.Errorf("failed to read the access of runtime %s: %w", rt.Name, err)
 	}
-	uri := secret.Data["uri"]
-	if len(uri) == 0 {
-		return fmt.Errorf("the connection Secret of PostgresServer %s has no uri", rt.Name)
+	key := c.opts.Access.SecretKey
+	if params.SecretKey != "" {
+		key = params.SecretKey
+	}
+	access := secret.Data[key]
+	if len(access) == 0 {
+		return fmt.Errorf("the connection Secret of %s %s has no %q", kind, rt.Name, key)
 	}
 	dir := filepath.Join(c.opts.Dir, rt.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	urlFile := filepath.Join(dir, "admin-url")
-	if err := os.WriteFile(urlFile, uri, 0o600); err != nil {
+	accessFile := filepath.Join(dir, "access")
+	if err := os.WriteFile(accessFile, access, 0o600); err != nil {
 		return err
 	}
-	kubeconfig, err := c.opts.Access.Issue(ctx, rt.Name, dir)
+	kubeconfig, err := c.opts.Credentials.Issue(ctx, rt.Name, dir)
 	if err != nil {
 		return err
 	}
 	args := append([]string{
 		"--kubeconfig", kubeconfig, "--workspace", c.opts.Workspace, "--export", c.opts.Export,
-		"--runtime", rt.Name, "--driver", "postgres", "--postgres-url-file", urlFile,
+		"--runtime", rt.Name, c.opts.Access.FileFlag, accessFile,
 	}, c.opts.ExtraArgs...)
 	p, err := startProc(c.opts.Servicelet, args, filepath.Join(dir, "servicelet.log"))
 	if err != nil {
 		return fmt.Errorf("failed to start the servicelet of %s: %w", rt.Name, err)
 	}
 	c.live[rt.Name] = p
-	c.opts.Log.Info("runtime ordered through the hosting provider is up; servicelet started", "runtime", rt.Name)
+	c.opts.Log.Info("runtime ordered from another provider is up; servicelet started", "runtime", rt.Name, "kind", kind)
 	return nil
 }
 
-// Release stops the runtime's servicelet and deletes its PostgresServer; it is done once
-// the hosting provider has removed it.
+// Release stops the runtime's servicelet and deletes the capability it was ordered as;
+// it is done once the other provider has removed it.
 func (c *Cascading) Release(ctx context.Context, rt *platformv1alpha1.ServiceRuntime) (bool, error) {
 	c.mu.Lock()
 	if p := c.live[rt.Name]; p != nil {
@@ -153,11 +200,15 @@ func (c *Cascading) Release(ctx context.Context, rt *platformv1alpha1.ServiceRun
 		delete(c.live, rt.Name)
 	}
 	c.mu.Unlock()
-	if err := c.opts.Access.Revoke(ctx, rt.Name); err != nil {
+	if err := c.opts.Credentials.Revoke(ctx, rt.Name); err != nil {
+		return false, err
+	}
+	params, err := parameters(rt, nil)
+	if err != nil {
 		return false, err
 	}
 	srv := &unstructured.Unstructured{}
-	srv.SetGroupVersionKind(PostgresServerGVK)
+	srv.SetGroupVersionKind(params.gvk())
 	srv.SetNamespace(c.opts.Namespace)
 	srv.SetName(rt.Name)
 	if err := c.opts.Client.Delete(ctx, srv); err != nil {
@@ -165,9 +216,9 @@ func (c *Cascading) Release(ctx context.Context, rt *platformv1alpha1.ServiceRun
 			_ = os.RemoveAll(filepath.Join(c.opts.Dir, rt.Name))
 			return true, nil
 		}
-		return false, fmt.Errorf("failed to delete PostgresServer %s: %w", rt.Name, err)
+		return false, fmt.Errorf("failed to delete %s %s: %w", params.Kind, rt.Name, err)
 	}
-	return false, nil // gone once the hosting provider's servicelet lets it go
+	return false, nil // gone once the other provider's servicelet lets it go
 }
 
 // Stop ends the servicelets this driver runs.

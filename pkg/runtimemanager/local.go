@@ -11,32 +11,32 @@ import (
 	"github.com/go-logr/logr"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
-	"github.com/msp-dev/msp/pkg/postgres"
+	"github.com/msp-dev/msp/sdk/procurement"
 )
 
 // LocalOptions configure the local procurement driver.
 type LocalOptions struct {
-	// Dir holds one folder per runtime (its PostgreSQL data, its servicelet's log).
+	// Dir holds one folder per runtime (what its servicelet keeps there, its log).
 	// Required.
 	Dir string
-	// Servicelet is the msp-servicelet executable. Required.
+	// Servicelet is the provider's servicelet executable. Required.
 	Servicelet string
-	// Access issues each servicelet its own credential. Required.
-	Access *ServiceletAccess
+	// Runtime says how the servicelet runs one runtime: its own flags. Required.
+	Runtime procurement.Local
+	// Credentials issues each servicelet its own credential. Required.
+	Credentials *ServiceletAccess
 	// Workspace and Export are handed to the servicelets.
 	Workspace, Export string
-	// Driver is the servicelets' driver: "postgres" (a local PostgreSQL server per
-	// runtime, the default) or "test".
-	Driver string
 	// ExtraArgs are appended to every servicelet's arguments.
 	ExtraArgs []string
 	// Log is the logger.
 	Log logr.Logger
 }
 
-// Local is the procurement driver of the embedded default: a runtime is a local
-// PostgreSQL server with its servicelet, both children of the coordinator. After a
-// restart of the coordinator, the next Order starts them again on the same data.
+// Local is the procurement driver of the embedded default: a runtime is the provider's
+// servicelet, a child of the coordinator, that runs its runtime itself (a postgres
+// servicelet its PostgreSQL server). After a restart of the coordinator, the next Order
+// starts it again on the same folder.
 type Local struct {
 	opts LocalOptions
 	mu   sync.Mutex
@@ -44,20 +44,16 @@ type Local struct {
 }
 
 type localRuntime struct {
-	server     *postgres.Server
 	servicelet *proc
 }
 
 // NewLocal returns the local procurement driver.
 func NewLocal(opts LocalOptions) (*Local, error) {
-	if opts.Dir == "" || opts.Servicelet == "" {
-		return nil, errors.New("runtimemanager: the local driver needs a folder and the msp-servicelet executable")
+	if opts.Dir == "" || opts.Servicelet == "" || opts.Runtime.Args == nil {
+		return nil, errors.New("runtimemanager: the local driver needs a folder, the provider's servicelet executable and its runtime flags")
 	}
-	if err := opts.Access.complete(); err != nil {
+	if err := opts.Credentials.complete(); err != nil {
 		return nil, err
-	}
-	if opts.Driver == "" {
-		opts.Driver = "postgres"
 	}
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
@@ -79,47 +75,29 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	kubeconfig, err := l.opts.Access.Issue(ctx, rt.Name, dir)
+	kubeconfig, err := l.opts.Credentials.Issue(ctx, rt.Name, dir)
 	if err != nil {
 		return err
 	}
 	r := &localRuntime{}
 	args := []string{
 		"--kubeconfig", kubeconfig, "--workspace", l.opts.Workspace, "--export", l.opts.Export,
-		"--runtime", rt.Name, "--driver", l.opts.Driver,
+		"--runtime", rt.Name,
 	}
-	switch l.opts.Driver {
-	case "postgres":
-		srv, err := postgres.StartServer(ctx, postgres.ServerOptions{Dir: filepath.Join(dir, "postgres")})
-		if err != nil {
-			return fmt.Errorf("failed to start PostgreSQL for %s: %w", rt.Name, err)
-		}
-		r.server = srv
-		urlFile := filepath.Join(dir, "admin-url")
-		if err := os.WriteFile(urlFile, []byte(srv.AdminURL()), 0o600); err != nil {
-			_ = srv.Stop()
-			return err
-		}
-		args = append(args, "--postgres-url-file", urlFile)
-	default:
-		args = append(args, "--state-dir", filepath.Join(dir, "state"))
-	}
+	args = append(args, l.opts.Runtime.Args(dir)...)
 	args = append(args, l.opts.ExtraArgs...)
 	p, err := startProc(l.opts.Servicelet, args, filepath.Join(dir, "servicelet.log"))
 	if err != nil {
-		if r.server != nil {
-			_ = r.server.Stop()
-		}
 		return fmt.Errorf("failed to start the servicelet of %s: %w", rt.Name, err)
 	}
 	r.servicelet = p
 	l.live[rt.Name] = r
-	l.opts.Log.Info("local runtime started", "runtime", rt.Name, "driver", l.opts.Driver)
+	l.opts.Log.Info("local runtime started", "runtime", rt.Name, "servicelet", filepath.Base(l.opts.Servicelet))
 	return nil
 }
 
-// Release stops the servicelet (letting it finish), revokes its credential, stops the
-// server, and removes the runtime's folder.
+// Release stops the servicelet (letting it finish, and stop its runtime), revokes its
+// credential, and removes the runtime's folder.
 func (l *Local) Release(ctx context.Context, rt *platformv1alpha1.ServiceRuntime) (bool, error) {
 	l.mu.Lock()
 	r := l.live[rt.Name]
@@ -128,7 +106,7 @@ func (l *Local) Release(ctx context.Context, rt *platformv1alpha1.ServiceRuntime
 	if r != nil {
 		r.stop()
 	}
-	if err := l.opts.Access.Revoke(ctx, rt.Name); err != nil {
+	if err := l.opts.Credentials.Revoke(ctx, rt.Name); err != nil {
 		return false, err
 	}
 	if err := os.RemoveAll(filepath.Join(l.opts.Dir, rt.Name)); err != nil {
@@ -151,8 +129,5 @@ func (l *Local) Stop() {
 func (r *localRuntime) stop() {
 	if r.servicelet != nil {
 		r.servicelet.stop()
-	}
-	if r.server != nil {
-		_ = r.server.Stop()
 	}
 }

@@ -233,7 +233,20 @@ func (m *Manager) procure(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 	return nil
 }
 
-const annotationDriver = "platform.msp.dev/procurement-driver"
+const (
+	annotationDriver = "platform.msp.dev/procurement-driver"
+	// annotationParameters keeps the class's driver parameters as the runtime was
+	// ordered with, so that it is released the same way after the class changed or went.
+	annotationParameters = "platform.msp.dev/procurement-parameters"
+)
+
+func driverAnnotations(d platformv1alpha1.RuntimeDriver) map[string]string {
+	a := map[string]string{annotationDriver: d.Name}
+	if d.Parameters != nil && len(d.Parameters.Raw) > 0 {
+		a[annotationParameters] = string(d.Parameters.Raw)
+	}
+	return a
+}
 
 // orderedRuntime is a runtime this manager created, not yet seen in its cache.
 type orderedRuntime struct {
@@ -325,7 +338,7 @@ func (m *Manager) order(ctx context.Context, o *Order) (*platformv1alpha1.Servic
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        o.Class.Name + "-" + hex.EncodeToString(b),
 			Labels:      labels,
-			Annotations: map[string]string{annotationDriver: o.Class.Spec.Driver.Name},
+			Annotations: driverAnnotations(o.Class.Spec.Driver),
 			Finalizers:  []string{Finalizer},
 		},
 		Spec: Spec(o.Class, o.Location),

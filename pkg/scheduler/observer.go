@@ -14,6 +14,7 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
+	"github.com/msp-dev/msp/sdk/capability"
 )
 
 // observer keeps the accounting current: in every engaged workspace it follows the
@@ -21,7 +22,7 @@ import (
 // from the controllers' queues, so the accounting is complete before a decision even
 // when the queue has not reached the assigned capabilities yet.
 type observer struct {
-	kinds   []Kind
+	kinds   []capability.Kind
 	acct    *Accounting
 	onFreed func()
 
@@ -94,7 +95,7 @@ func (o *observer) Synced() bool {
 	return true
 }
 
-func (o *observer) handler(clusterName string, kind Kind) toolscache.ResourceEventHandler {
+func (o *observer) handler(clusterName string, kind capability.Kind) toolscache.ResourceEventHandler {
 	gk := kind.GVK.GroupKind()
 	tenantKey := framework.TenantKey(clusterName, gk)
 	record := func(obj any) {
@@ -135,13 +136,9 @@ func (o *observer) handler(clusterName string, kind Kind) toolscache.ResourceEve
 // kind's own requests and spec.resources, the larger where both name a resource, plus
 // one "capabilities" (see framework.RequestsOf). The scheduler's accounting, explain and
 // the servicelet's report of a runtime's allocation all count with it.
-func RequestsOf(u *unstructured.Unstructured, kind Kind) corev1.ResourceList {
+func RequestsOf(u *unstructured.Unstructured, kind capability.Kind) corev1.ResourceList {
 	spec := resourcesOf(u)
-	var extra corev1.ResourceList
-	if kind.ExtraRequests != nil {
-		extra = kind.ExtraRequests(u)
-	}
-	return framework.RequestsOf(&spec, extra)
+	return framework.RequestsOf(&spec, kind.RequestsOf(u))
 }
 
 // NamedOf is what a capability document names in spec.resources, which a runtime must

@@ -7,10 +7,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/msp-dev/msp/sdk/capability"
 )
 
 // sizeAsStorage is a kind whose spec.size counts as storage, as a PostgresDatabase's.
-var sizeAsStorage = Kind{ExtraRequests: func(u *unstructured.Unstructured) corev1.ResourceList {
+var sizeAsStorage = capability.Kind{Requests: func(u *unstructured.Unstructured) corev1.ResourceList {
 	size, _, _ := unstructured.NestedString(u.Object, "spec", "size")
 	q, err := resource.ParseQuantity(size)
 	if err != nil {
@@ -23,7 +25,7 @@ func TestRequestsOfDocument(t *testing.T) {
 	tests := []struct {
 		name      string
 		spec      map[string]any
-		kind      Kind
+		kind      capability.Kind
 		want      map[string]string
 		wantNamed []corev1.ResourceName
 	}{

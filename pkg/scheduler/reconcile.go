@@ -24,6 +24,7 @@ import (
 	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/metrics"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
+	"github.com/msp-dev/msp/sdk/capability"
 )
 
 // notSyncedRetry is how soon a capability is retried while the caches are still filling.
@@ -37,7 +38,7 @@ type document struct {
 
 type reconciler struct {
 	s         *Scheduler
-	kind      Kind
+	kind      capability.Kind
 	kindIndex int
 }
 

@@ -4,7 +4,7 @@
 // unassigned one, and writes the runtime's name into the document.
 //
 // It works on any kind that embeds the capability contract (platform.msp.dev
-// CapabilitySpec/CapabilityStatus), read as unstructured objects; a Kind may add
+// CapabilitySpec/CapabilityStatus), read as unstructured objects; a capability.Kind may add
 // kind-specific requests (a database's size as storage).
 package scheduler
 
@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
@@ -32,6 +31,7 @@ import (
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/metrics"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
+	"github.com/msp-dev/msp/sdk/capability"
 )
 
 // ControllerName names the scheduler's controllers, its field manager and its events.
@@ -43,19 +43,10 @@ const (
 	EventFailedScheduling = "FailedScheduling"
 )
 
-// Kind is a capability kind the scheduler places.
-type Kind struct {
-	// GVK is the kind's group, version and kind.
-	GVK schema.GroupVersionKind
-	// ExtraRequests returns kind-specific requests of a document, for example a
-	// database's size as "storage". Optional.
-	ExtraRequests func(u *unstructured.Unstructured) corev1.ResourceList
-}
-
 // Options configure the scheduler. Zero values take the documented defaults.
 type Options struct {
 	// Kinds are the capability kinds to schedule. Required.
-	Kinds []Kind
+	Kinds []capability.Kind
 	// Framework filters and scores runtimes. Required.
 	Framework *framework.Framework
 	// Runtimes lists the provider's ServiceRuntimes (the provider workspace's cache).

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/msp-dev/msp/sdk/driver"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -17,12 +19,12 @@ func TestTenantMessage(t *testing.T) {
 	}{
 		{
 			name: "a tenant error is shown as it is",
-			err:  NewTenantError("quota for databases exceeded"),
+			err:  driver.NewTenantError("quota for databases exceeded"),
 			want: "quota for databases exceeded",
 		},
 		{
 			name: "a wrapped tenant error is found",
-			err:  fmt.Errorf("failed to create: %w", NewTenantError("name taken")),
+			err:  fmt.Errorf("failed to create: %w", driver.NewTenantError("name taken")),
 			want: "name taken",
 		},
 		{

@@ -28,6 +28,7 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/conditions"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 // Field managers and event reasons of the servicelet.
@@ -56,8 +57,8 @@ var eventsGVR = corev1.SchemeGroupVersion.WithResource("events")
 type Reconciler struct {
 	// Runtime is the name of this servicelet's runtime.
 	Runtime string
-	// Driver is the provider's driver.
-	Driver Driver
+	// Drivers are the provider's, one per kind (every kind of Source has one).
+	Drivers map[schema.GroupKind]driver.Driver
 	// Source is where documents come from and go back to.
 	Source *Source
 	// Resync is how often a ready capability is observed again for drift. Defaults to 1m.
@@ -110,7 +111,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &doc); err != nil {
 		return Result{}, fmt.Errorf("failed to read the capability contract: %w", err)
 	}
-	c := &Capability{Object: obj, Spec: doc.Spec, Cluster: key.Cluster}
+	drv := r.Drivers[obj.GroupVersionKind().GroupKind()]
+	if drv == nil {
+		return Result{}, fmt.Errorf("no driver for kind %s", obj.GroupVersionKind().GroupKind())
+	}
+	c := &driver.Capability{Object: obj, Spec: doc.Spec, Cluster: key.Cluster}
 	w := &docWriter{r: r, key: key, client: client, gvr: r.Source.GVR(key.Kind), obj: obj, current: &doc.Status}
 	log := r.Log.WithValues("cluster", key.Cluster, "capability", key.Namespace+"/"+key.Name)
 
@@ -124,7 +129,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		notes = append(notes, fmt.Sprintf("the annotation %s=%q is ignored: only \"true\" pauses", platformv1alpha1.AnnotationPaused, paused))
 	}
 	if obj.GetDeletionTimestamp() != nil {
-		return r.finalize(ctx, log, c, w)
+		return r.finalize(ctx, log, drv, c, w)
 	}
 	if !w.hasFinalizer() && !meta.IsStatusConditionTrue(doc.Status.Conditions, platformv1alpha1.ConditionScheduled) {
 		// The scheduler writes the assignment, then its Scheduled condition; starting
@@ -141,7 +146,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		return r.failed(ctx, log, w, "read the connection Secret", err)
 	}
 	c.ConnectionDetails = secretData(secret)
-	obs, err := r.Driver.Observe(ctx, c)
+	obs, err := drv.Observe(ctx, c)
 	if err != nil {
 		return r.failed(ctx, log, w, "observe the capability", err)
 	}
@@ -151,7 +156,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 			return r.failed(ctx, log, w, "read the connection Secret", err)
 		}
 		c.ConnectionDetails = secretData(secret)
-		if obs, err = r.Driver.Observe(ctx, c); err != nil {
+		if obs, err = drv.Observe(ctx, c); err != nil {
 			return r.failed(ctx, log, w, "observe the capability", err)
 		}
 	}
@@ -167,7 +172,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 			ready(metav1.ConditionFalse, platformv1alpha1.ReasonUnavailable, msg),
 			synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), obs.Status)
 	case !obs.Exists:
-		details, err := r.Driver.Create(ctx, c)
+		details, err := drv.Create(ctx, c)
 		if err != nil {
 			return r.failed(ctx, log, w, "create the capability", err)
 		}
@@ -177,7 +182,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		// Look again at once: most drivers create synchronously, and then the Secret
 		// and the status are written once (not once for "creating", once for "ready").
 		c.ConnectionDetails = details
-		after, err := r.Driver.Observe(ctx, c)
+		after, err := drv.Observe(ctx, c)
 		if err != nil || !after.Exists {
 			if err := w.secret(ctx, secret, details); err != nil {
 				return r.failed(ctx, log, w, "write the connection Secret", err)
@@ -186,13 +191,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 				ready(metav1.ConditionFalse, platformv1alpha1.ReasonCreating, "being created on runtime "+r.Runtime),
 				synced(metav1.ConditionTrue, platformv1alpha1.ReasonReconcileSuccess, ""), after.Status)
 		}
-		all := ConnectionDetails{}
+		all := driver.ConnectionDetails{}
 		maps.Copy(all, details)
 		maps.Copy(all, after.ConnectionDetails)
 		after.ConnectionDetails = all
 		obs = after
 	case !obs.UpToDate && full:
-		if err := r.Driver.Update(ctx, c); err != nil {
+		if err := drv.Update(ctx, c); err != nil {
 			return r.failed(ctx, log, w, "update the capability", err)
 		}
 		log.Info("updated")
@@ -202,7 +207,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 	var rotated *platformv1alpha1.CredentialsStatus
 	if !created && obs.Exists {
 		var err error
-		rotated, err = r.rotate(ctx, log, c, w, &obs, full)
+		rotated, err = r.rotate(ctx, log, drv, c, w, &obs, full)
 		if err != nil {
 			return r.failed(ctx, log, w, "rotate the credentials", err)
 		}
@@ -238,7 +243,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 // rotate issues new credentials when the tenant asked (a new value of the rotation
 // annotation) or when the Secret's ones do not work, merging them into obs. It returns
 // what status.credentials should say, or nil when nothing was rotated.
-func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, c *Capability, w *docWriter, obs *Observation, full bool) (*platformv1alpha1.CredentialsStatus, error) {
+func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, drv driver.Driver, c *driver.Capability, w *docWriter, obs *driver.Observation, full bool) (*platformv1alpha1.CredentialsStatus, error) {
 	token := c.Object.GetAnnotations()[platformv1alpha1.AnnotationRotateCredentials]
 	var last string
 	if w.current.Credentials != nil {
@@ -251,14 +256,14 @@ func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, c *Capability,
 	if !requested && obs.CredentialsInvalid == "" {
 		return nil, nil
 	}
-	rotator, ok := r.Driver.(CredentialRotator)
+	rotator, ok := drv.(driver.CredentialRotator)
 	switch {
 	case !full && requested:
-		return nil, NewTenantError("the management policy is ObserveOnly, so the servicelet does not rotate credentials")
+		return nil, driver.NewTenantError("the management policy is ObserveOnly, so the servicelet does not rotate credentials")
 	case !full:
 		return nil, nil
 	case !ok && requested:
-		return nil, NewTenantError("this kind has no credentials to rotate")
+		return nil, driver.NewTenantError("this kind has no credentials to rotate")
 	case !ok:
 		return nil, nil
 	}
@@ -266,7 +271,7 @@ func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, c *Capability,
 	if err != nil {
 		return nil, err
 	}
-	all := ConnectionDetails{}
+	all := driver.ConnectionDetails{}
 	maps.Copy(all, obs.ConnectionDetails)
 	maps.Copy(all, details)
 	obs.ConnectionDetails = all
@@ -293,7 +298,7 @@ func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, c *Capability,
 
 // finalize runs the deletion policy, removes the connection Secret (unless orphaned) and
 // lets the document go.
-func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, c *Capability, w *docWriter) (Result, error) {
+func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, drv driver.Driver, c *driver.Capability, w *docWriter) (Result, error) {
 	if !w.hasFinalizer() {
 		return Result{}, nil
 	}
@@ -302,10 +307,10 @@ func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, c *Capabilit
 		// Delete even what Observe would call missing: a creation cut off half way
 		// leaves parts (a role without its database) that only Delete cleans up, and
 		// Delete is idempotent by contract.
-		if err := r.Driver.Delete(ctx, c); err != nil {
+		if err := drv.Delete(ctx, c); err != nil {
 			return r.failed(ctx, log, w, "delete the capability", err)
 		}
-		obs, err := r.Driver.Observe(ctx, c)
+		obs, err := drv.Observe(ctx, c)
 		if err != nil {
 			return r.failed(ctx, log, w, "observe the capability", err)
 		}
@@ -461,18 +466,18 @@ func (w *docWriter) readSecret(ctx context.Context, live bool) (*unstructured.Un
 	if apierrors.IsForbidden(err) {
 		// The front door lets a servicelet read only the Secrets it wrote: one of this
 		// name that the tenant made is never read, nor taken over.
-		return nil, NewTenantError(fmt.Sprintf("the connection Secret %s cannot be written: a Secret of that name exists in the namespace and is not this capability's connection Secret (the platform never takes one over); delete or rename it", w.secretName()))
+		return nil, driver.NewTenantError(fmt.Sprintf("the connection Secret %s cannot be written: a Secret of that name exists in the namespace and is not this capability's connection Secret (the platform never takes one over); delete or rename it", w.secretName()))
 	}
 	return s, err
 }
 
 // secretData decodes a Secret's data; nil for no Secret.
-func secretData(s *unstructured.Unstructured) ConnectionDetails {
+func secretData(s *unstructured.Unstructured) driver.ConnectionDetails {
 	if s == nil {
 		return nil
 	}
 	raw, _, _ := unstructured.NestedStringMap(s.Object, "data")
-	out := ConnectionDetails{}
+	out := driver.ConnectionDetails{}
 	for k, v := range raw {
 		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
 			out[k] = b
@@ -484,7 +489,7 @@ func secretData(s *unstructured.Unstructured) ConnectionDetails {
 // secret makes the connection Secret hold details (and its labels), server-side. It
 // writes nothing when current, the Secret as last read, already does; when current came
 // from the cache and differs, kcp is asked first, as the cache may be behind.
-func (w *docWriter) secret(ctx context.Context, current *unstructured.Unstructured, details ConnectionDetails) error {
+func (w *docWriter) secret(ctx context.Context, current *unstructured.Unstructured, details driver.ConnectionDetails) error {
 	if len(details) == 0 {
 		return nil
 	}
@@ -522,7 +527,7 @@ func (w *docWriter) secret(ctx context.Context, current *unstructured.Unstructur
 		if errors.As(err, &status) && !apierrors.IsInternalError(err) && !apierrors.IsServiceUnavailable(err) && !apierrors.IsTimeout(err) {
 			// Refused in the tenant's own workspace (an immutable Secret of that name,
 			// a quota, a policy): the tenant can act on kcp's words.
-			return NewTenantError(fmt.Sprintf("the connection Secret %s cannot be written: %s", w.secretName(), status.Status().Message))
+			return driver.NewTenantError(fmt.Sprintf("the connection Secret %s cannot be written: %s", w.secretName(), status.Status().Message))
 		}
 		return fmt.Errorf("failed to write the connection Secret %s: %w", w.secretName(), err)
 	}
@@ -540,7 +545,7 @@ func (w *docWriter) secretLabels() map[string]any {
 
 // secretHolds says whether s has exactly these details for the keys they name, and
 // the servicelet's labels and annotation.
-func (w *docWriter) secretHolds(s *unstructured.Unstructured, details ConnectionDetails) bool {
+func (w *docWriter) secretHolds(s *unstructured.Unstructured, details driver.ConnectionDetails) bool {
 	if s == nil {
 		return false
 	}

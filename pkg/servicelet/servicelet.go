@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
@@ -25,6 +26,8 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/scheduler"
+	"github.com/msp-dev/msp/sdk/capability"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 // Version is reported in the runtime's status.serviceletVersion.
@@ -49,10 +52,11 @@ type Options struct {
 	// not exist. An existing runtime's spec is never changed by the servicelet.
 	Register *platformv1alpha1.ServiceRuntimeSpec
 	// Kinds the servicelet serves. Required.
-	Kinds []Kind
-	// Driver and Probe are the provider's. Required.
-	Driver Driver
-	Probe  RuntimeProbe
+	Kinds []capability.Kind
+	// Drivers are the provider's, one for each of Kinds. Required.
+	Drivers map[schema.GroupKind]driver.Driver
+	// Probe reports on the runtime as a whole. Required.
+	Probe driver.RuntimeProbe
 	// HeartbeatInterval is how often the twin's status is written even when nothing
 	// changed. Defaults to 10s.
 	HeartbeatInterval time.Duration
@@ -87,8 +91,17 @@ type Servicelet struct {
 
 // New validates opts and builds a servicelet.
 func New(opts Options) (*Servicelet, error) {
-	if opts.Config == nil || opts.EndpointSlice == "" || opts.Runtime == "" || len(opts.Kinds) == 0 || opts.Driver == nil || opts.Probe == nil {
-		return nil, errors.New("servicelet: config, endpoint slice, runtime, kinds, driver and probe are required")
+	if opts.Config == nil || opts.EndpointSlice == "" || opts.Runtime == "" || len(opts.Kinds) == 0 || opts.Probe == nil {
+		return nil, errors.New("servicelet: config, endpoint slice, runtime, kinds and probe are required")
+	}
+	var missing []string
+	for _, k := range opts.Kinds {
+		if opts.Drivers[k.GVK.GroupKind()] == nil {
+			missing = append(missing, k.GVK.GroupKind().String())
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("servicelet: no driver for %s", strings.Join(missing, ", "))
 	}
 	if opts.HeartbeatInterval == 0 {
 		opts.HeartbeatInterval = 10 * time.Second
@@ -111,7 +124,7 @@ func New(opts Options) (*Servicelet, error) {
 	)
 	s := &Servicelet{opts: opts, queue: queue, client: c, changed: make(chan struct{}, 1)}
 	s.source = NewSource(opts.Config, opts.EndpointSlice, opts.Runtime, opts.Kinds, queue)
-	s.reconciler = &Reconciler{Runtime: opts.Runtime, Driver: opts.Driver, Source: s.source, Resync: opts.Resync, Log: opts.Log, NormalEvents: opts.NormalEvents}
+	s.reconciler = &Reconciler{Runtime: opts.Runtime, Drivers: opts.Drivers, Source: s.source, Resync: opts.Resync, Log: opts.Log, NormalEvents: opts.NormalEvents}
 	return s, nil
 }
 
@@ -237,7 +250,7 @@ func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
 	for _, c := range cached {
 		count++
 		k := s.opts.Kinds[c.Key.Kind]
-		addTo(allocated, scheduler.RequestsOf(c.Object, scheduler.Kind{GVK: k.GVK, ExtraRequests: k.ExtraRequests}))
+		addTo(allocated, scheduler.RequestsOf(c.Object, k))
 		addTo(usage, usages[c.Key])
 	}
 	probeErr := s.opts.Probe.Probe(ctx)

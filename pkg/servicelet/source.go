@@ -10,7 +10,6 @@ import (
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,17 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/sdk/capability"
 )
-
-// Kind is a capability kind the servicelet serves.
-type Kind struct {
-	GVK schema.GroupVersionKind
-	// Resource is the plural resource name.
-	Resource string
-	// ExtraRequests adds kind-specific requests when the servicelet sums what its
-	// runtime hosts, as the scheduler does (a database's size as storage). Optional.
-	ExtraRequests func(*unstructured.Unstructured) corev1.ResourceList
-}
 
 // Key identifies one capability behind one virtual workspace endpoint.
 type Key struct {
@@ -56,7 +46,7 @@ func (k Key) String() string {
 type Source struct {
 	cfg       *rest.Config
 	slice     string
-	kinds     []Kind
+	kinds     []capability.Kind
 	selector  labels.Selector
 	queue     workqueue.TypedRateLimitingInterface[Key]
 	pollEvery time.Duration
@@ -80,7 +70,7 @@ type endpoint struct {
 
 // NewSource watches the endpoints of slice (in the workspace cfg addresses) for the
 // capabilities of kinds assigned to runtime, feeding their keys to queue.
-func NewSource(cfg *rest.Config, slice, runtimeName string, kinds []Kind, queue workqueue.TypedRateLimitingInterface[Key]) *Source {
+func NewSource(cfg *rest.Config, slice, runtimeName string, kinds []capability.Kind, queue workqueue.TypedRateLimitingInterface[Key]) *Source {
 	return &Source{
 		cfg:       cfg,
 		slice:     slice,
@@ -345,9 +335,9 @@ func (s *Source) Synced() bool {
 }
 
 // Kinds returns the kinds the source serves.
-func (s *Source) Kinds() []Kind { return s.kinds }
+func (s *Source) Kinds() []capability.Kind { return s.kinds }
 
 // GVR returns the resource of kind index i.
 func (s *Source) GVR(i int) schema.GroupVersionResource {
-	return s.kinds[i].GVK.GroupVersion().WithResource(s.kinds[i].Resource)
+	return s.kinds[i].GVR()
 }

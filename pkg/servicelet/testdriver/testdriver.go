@@ -29,7 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 // AnnotationFail makes Create and Update fail with the annotation's value.
@@ -75,11 +75,11 @@ type thing struct {
 	Token      string    `json:"token"`
 }
 
-func key(c *servicelet.Capability) string {
+func key(c *driver.Capability) string {
 	return c.Cluster + "_" + c.Object.GetKind() + "_" + c.Object.GetNamespace() + "_" + c.Object.GetName()
 }
 
-func (d *Driver) path(c *servicelet.Capability) string {
+func (d *Driver) path(c *driver.Capability) string {
 	k := key(c)
 	if len(k) > 200 { // file names have at most 255 bytes
 		sum := sha256.Sum256([]byte(k))
@@ -88,7 +88,7 @@ func (d *Driver) path(c *servicelet.Capability) string {
 	return filepath.Join(d.opts.Dir, "things", k+".json")
 }
 
-func (d *Driver) read(c *servicelet.Capability) (*thing, error) {
+func (d *Driver) read(c *driver.Capability) (*thing, error) {
 	raw, err := os.ReadFile(d.path(c))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -103,7 +103,7 @@ func (d *Driver) read(c *servicelet.Capability) (*thing, error) {
 	return &t, nil
 }
 
-func (d *Driver) write(c *servicelet.Capability, t *thing) error {
+func (d *Driver) write(c *driver.Capability, t *thing) error {
 	raw, err := json.Marshal(t)
 	if err != nil {
 		return err
@@ -116,19 +116,19 @@ func (d *Driver) write(c *servicelet.Capability, t *thing) error {
 }
 
 // Observe reads the thing's file.
-func (d *Driver) Observe(_ context.Context, c *servicelet.Capability) (servicelet.Observation, error) {
+func (d *Driver) Observe(_ context.Context, c *driver.Capability) (driver.Observation, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t, err := d.read(c)
 	if err != nil || t == nil {
-		return servicelet.Observation{}, err
+		return driver.Observation{}, err
 	}
 	ready := !d.opts.Now().Before(t.ReadyAt)
-	obs := servicelet.Observation{
+	obs := driver.Observation{
 		Exists:   true,
 		UpToDate: t.Generation == c.Object.GetGeneration(),
 		Ready:    ready,
-		ConnectionDetails: servicelet.ConnectionDetails{
+		ConnectionDetails: driver.ConnectionDetails{
 			"endpoint": []byte(fmt.Sprintf("test://%s/%s/%s", d.opts.Runtime, c.Object.GetNamespace(), c.Object.GetName())),
 		},
 		Usage: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")},
@@ -145,9 +145,9 @@ func (d *Driver) Observe(_ context.Context, c *servicelet.Capability) (servicele
 }
 
 // Create writes the thing's file and logs the call in creates.log.
-func (d *Driver) Create(_ context.Context, c *servicelet.Capability) (servicelet.ConnectionDetails, error) {
+func (d *Driver) Create(_ context.Context, c *driver.Capability) (driver.ConnectionDetails, error) {
 	if msg := c.Object.GetAnnotations()[AnnotationFail]; msg != "" {
-		return nil, servicelet.NewTenantError(msg)
+		return nil, driver.NewTenantError(msg)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -160,11 +160,11 @@ func (d *Driver) Create(_ context.Context, c *servicelet.Capability) (servicelet
 	if err := d.write(c, t); err != nil {
 		return nil, err
 	}
-	return servicelet.ConnectionDetails{"token": []byte(t.Token)}, nil
+	return driver.ConnectionDetails{"token": []byte(t.Token)}, nil
 }
 
 // RotateCredentials gives the thing a new token.
-func (d *Driver) RotateCredentials(_ context.Context, c *servicelet.Capability) (servicelet.ConnectionDetails, error) {
+func (d *Driver) RotateCredentials(_ context.Context, c *driver.Capability) (driver.ConnectionDetails, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t, err := d.read(c)
@@ -180,13 +180,13 @@ func (d *Driver) RotateCredentials(_ context.Context, c *servicelet.Capability) 
 	if err := d.write(c, t); err != nil {
 		return nil, err
 	}
-	return servicelet.ConnectionDetails{"token": []byte(t.Token)}, nil
+	return driver.ConnectionDetails{"token": []byte(t.Token)}, nil
 }
 
 // Update records the spec generation it was brought in line with.
-func (d *Driver) Update(_ context.Context, c *servicelet.Capability) error {
+func (d *Driver) Update(_ context.Context, c *driver.Capability) error {
 	if msg := c.Object.GetAnnotations()[AnnotationFail]; msg != "" {
-		return servicelet.NewTenantError(msg)
+		return driver.NewTenantError(msg)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -199,7 +199,7 @@ func (d *Driver) Update(_ context.Context, c *servicelet.Capability) error {
 }
 
 // Delete removes the thing's file and logs the call in deletes.log.
-func (d *Driver) Delete(_ context.Context, c *servicelet.Capability) error {
+func (d *Driver) Delete(_ context.Context, c *driver.Capability) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.appendLog("deletes.log", key(c)); err != nil {

@@ -10,17 +10,17 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
-func capability(name string, generation int64, annotations map[string]string) *servicelet.Capability {
+func capability(name string, generation int64, annotations map[string]string) *driver.Capability {
 	u := &unstructured.Unstructured{}
 	u.SetKind("PostgresDatabase")
 	u.SetNamespace("default")
 	u.SetName(name)
 	u.SetGeneration(generation)
 	u.SetAnnotations(annotations)
-	return &servicelet.Capability{Object: u, Cluster: "c1"}
+	return &driver.Capability{Object: u, Cluster: "c1"}
 }
 
 func TestDriverLifecycle(t *testing.T) {
@@ -86,7 +86,7 @@ func TestDriverFailsOnRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = d.Create(context.Background(), capability("db", 1, map[string]string{AnnotationFail: "no space left"}))
-	var te *servicelet.TenantError
+	var te *driver.TenantError
 	if !errors.As(err, &te) || te.Message != "no space left" {
 		t.Fatalf("Create error = %v, want the TenantError %q", err, "no space left")
 	}

@@ -1,8 +1,9 @@
-// Package hosting is the hosting provider's servicelet driver: each PostgresServer
+// Package postgresserver is the provider of PostgreSQL servers (API group hosting.msp.dev,
+// kind PostgresServer), formerly "the hosting provider". Its servicelet driver: each PostgresServer
 // capability is a PostgreSQL server of its own on the host the servicelet runs on, and
 // its connection Secret carries the superuser's credentials. The postgres provider orders
 // its runtimes this way when its runtime class uses the cascading procurement driver.
-package hosting
+package postgresserver
 
 import (
 	"context"
@@ -17,33 +18,33 @@ import (
 	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/msp-dev/msp/pkg/postgres"
-	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/pkg/pgserver"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 // Driver keeps one local PostgreSQL server per capability under a folder.
 type Driver struct {
 	dir     string
 	mu      sync.Mutex
-	servers map[string]*postgres.Server
+	servers map[string]*pgserver.Server
 }
 
 // New returns a driver that keeps its servers under dir.
 func New(dir string) (*Driver, error) {
 	if dir == "" {
-		return nil, errors.New("hosting: a folder for the servers is required")
+		return nil, errors.New("postgresserver: a folder for the servers is required")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Driver{dir: dir, servers: map[string]*postgres.Server{}}, nil
+	return &Driver{dir: dir, servers: map[string]*pgserver.Server{}}, nil
 }
 
-func (d *Driver) key(c *servicelet.Capability) string {
+func (d *Driver) key(c *driver.Capability) string {
 	return c.Cluster + "_" + c.Object.GetNamespace() + "_" + c.Object.GetName()
 }
 
-func (d *Driver) serverDir(c *servicelet.Capability) string {
+func (d *Driver) serverDir(c *driver.Capability) string {
 	return filepath.Join(d.dir, d.key(c))
 }
 
@@ -57,22 +58,26 @@ func (d *Driver) serverDir(c *servicelet.Capability) string {
 // (c.ConnectionDetails), and a Secret that lost or changed them is written again. It so
 // never reports CredentialsInvalid. While the server does not run it returns no details,
 // and the Secret stays as it is until Update has started the server.
-func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (servicelet.Observation, error) {
+func (d *Driver) Observe(ctx context.Context, c *driver.Capability) (driver.Observation, error) {
 	if _, err := os.Stat(d.serverDir(c)); errors.Is(err, os.ErrNotExist) {
-		return servicelet.Observation{}, nil
+		return driver.Observation{}, nil
 	}
 	d.mu.Lock()
 	srv := d.servers[d.key(c)]
 	d.mu.Unlock()
 	if srv == nil {
-		return servicelet.Observation{Exists: true, Message: "the server is not running"}, nil
+		return driver.Observation{Exists: true, Message: "the server is not running"}, nil
 	}
-	obs := servicelet.Observation{Exists: true, UpToDate: true, ConnectionDetails: details(srv)}
+	obs := driver.Observation{Exists: true, UpToDate: true, ConnectionDetails: details(srv)}
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(pingCtx, srv.AdminURL())
 	if err != nil {
 		obs.Message = "the server does not accept connections yet"
+		if !srv.Running() {
+			// Stopped behind the driver's back (a crash, an operator): Update starts it.
+			obs.UpToDate, obs.Message = false, "the server is not running"
+		}
 		return obs, nil
 	}
 	_ = conn.Close(pingCtx)
@@ -82,7 +87,7 @@ func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (service
 }
 
 // Create starts a new server and returns its superuser's credentials.
-func (d *Driver) Create(ctx context.Context, c *servicelet.Capability) (servicelet.ConnectionDetails, error) {
+func (d *Driver) Create(ctx context.Context, c *driver.Capability) (driver.ConnectionDetails, error) {
 	srv, err := d.start(ctx, c)
 	if err != nil {
 		return nil, err
@@ -91,13 +96,13 @@ func (d *Driver) Create(ctx context.Context, c *servicelet.Capability) (servicel
 }
 
 // Update starts the server again when it does not run.
-func (d *Driver) Update(ctx context.Context, c *servicelet.Capability) error {
+func (d *Driver) Update(ctx context.Context, c *driver.Capability) error {
 	_, err := d.start(ctx, c)
 	return err
 }
 
 // Delete stops the server and removes its data.
-func (d *Driver) Delete(_ context.Context, c *servicelet.Capability) error {
+func (d *Driver) Delete(_ context.Context, c *driver.Capability) error {
 	d.mu.Lock()
 	srv := d.servers[d.key(c)]
 	delete(d.servers, d.key(c))
@@ -123,13 +128,13 @@ func (d *Driver) Stop() {
 	}
 }
 
-func (d *Driver) start(ctx context.Context, c *servicelet.Capability) (*postgres.Server, error) {
+func (d *Driver) start(ctx context.Context, c *driver.Capability) (*pgserver.Server, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if srv := d.servers[d.key(c)]; srv != nil {
+	if srv := d.servers[d.key(c)]; srv != nil && srv.Running() {
 		return srv, nil
 	}
-	srv, err := postgres.StartServer(ctx, postgres.ServerOptions{Dir: d.serverDir(c)})
+	srv, err := pgserver.Start(ctx, pgserver.Options{Dir: d.serverDir(c)})
 	if err != nil {
 		return nil, fmt.Errorf("failed to start a PostgreSQL server: %w", err)
 	}
@@ -138,8 +143,8 @@ func (d *Driver) start(ctx context.Context, c *servicelet.Capability) (*postgres
 }
 
 // details are the connection details of a server, its superuser's uri included.
-func details(srv *postgres.Server) servicelet.ConnectionDetails {
-	return servicelet.ConnectionDetails{
+func details(srv *pgserver.Server) driver.ConnectionDetails {
+	return driver.ConnectionDetails{
 		"host":     []byte(srv.Host()),
 		"port":     []byte(strconv.Itoa(srv.Port())),
 		"username": []byte("postgres"),

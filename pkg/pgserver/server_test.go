@@ -1,4 +1,4 @@
-package postgres
+package pgserver
 
 import (
 	"bufio"
@@ -19,14 +19,14 @@ import (
 
 // startServer starts a PostgreSQL instance for a test and stops it when the test ends.
 // Without PostgreSQL installed, the test fails and says to run hack/install-postgres.sh.
-func startServer(t *testing.T, opts ServerOptions) *Server {
+func startServer(t *testing.T, opts Options) *Server {
 	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := StartServer(ctx, opts)
+	srv, err := Start(ctx, opts)
 	if errors.Is(err, ErrNotInstalled) {
 		t.Fatalf("these tests need a PostgreSQL server installed: run hack/install-postgres.sh (%v)", err)
 	}
@@ -55,7 +55,7 @@ func mustConnect(t *testing.T, url string) *pgx.Conn {
 
 func TestServerRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, ServerOptions{Dir: dir})
+	srv := startServer(t, Options{Dir: dir})
 	port, url := srv.Port(), srv.AdminURL()
 	if port == 0 || srv.Host() != "127.0.0.1" {
 		t.Fatalf("listening on %s:%d", srv.Host(), port)
@@ -97,7 +97,7 @@ func TestServerRestart(t *testing.T) {
 	}
 
 	// Restart on the same folder: same port, same password, same data.
-	again := startServer(t, ServerOptions{Dir: dir})
+	again := startServer(t, Options{Dir: dir})
 	if again.Port() != port || again.AdminURL() != url {
 		t.Errorf("restarted on port %d (%s), want %d (%s)", again.Port(), again.AdminURL(), port, url)
 	}
@@ -105,12 +105,12 @@ func TestServerRestart(t *testing.T) {
 }
 
 // A server started with Detach outlives its Server (as it would outlive the process); a
-// later StartServer on the same folder adopts it, and its Stop stops it through pg_ctl.
+// later Start on the same folder adopts it, and its Stop stops it through pg_ctl.
 func TestServerAdopt(t *testing.T) {
 	dir := t.TempDir()
-	first := startServer(t, ServerOptions{Dir: dir, Detach: true})
+	first := startServer(t, Options{Dir: dir, Detach: true})
 
-	adopted := startServer(t, ServerOptions{Dir: dir})
+	adopted := startServer(t, Options{Dir: dir})
 	if adopted.Port() != first.Port() {
 		t.Errorf("adopted on port %d, want %d", adopted.Port(), first.Port())
 	}
@@ -120,7 +120,7 @@ func TestServerAdopt(t *testing.T) {
 	if err := adopted.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if adopted.running() || first.running() {
+	if adopted.Running() || first.Running() {
 		t.Error("the server still runs after Stop")
 	}
 }
@@ -129,7 +129,7 @@ func TestServerAdopt(t *testing.T) {
 // (as a test binary is on a timeout), so a killed test leaves no server behind.
 func TestServerDiesWithItsProcess(t *testing.T) {
 	if dir := os.Getenv("MSP_POSTGRES_TEST_CHILD_DIR"); dir != "" {
-		srv, err := StartServer(context.Background(), ServerOptions{Dir: dir})
+		srv, err := Start(context.Background(), Options{Dir: dir})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
@@ -156,7 +156,7 @@ func TestServerDiesWithItsProcess(t *testing.T) {
 	}
 	// Should the server survive after all, adopt and stop it.
 	t.Cleanup(func() {
-		if srv, err := StartServer(context.Background(), ServerOptions{Dir: dir, StartTimeout: 5 * time.Second}); err == nil {
+		if srv, err := Start(context.Background(), Options{Dir: dir, StartTimeout: 5 * time.Second}); err == nil {
 			_ = srv.Stop()
 		}
 	})
@@ -175,7 +175,7 @@ func TestServerDiesWithItsProcess(t *testing.T) {
 		s.cred = &syscall.Credential{Uid: ownerOf(t, s.dataDir), Gid: groupOf(t, s.dataDir)}
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for s.running() {
+	for s.Running() {
 		if time.Now().After(deadline) {
 			t.Fatal("the server still runs 30s after the process that started it was killed")
 		}

@@ -1,9 +1,8 @@
-package main
+package servicelet
 
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 )
 
-// options configure msp-servicelet.
+// options are the flags every servicelet has; a provider adds its own (Provider.AddFlags).
 type options struct {
 	Kubeconfig        string
 	Context           string
@@ -22,12 +21,6 @@ type options struct {
 	Export            string
 	EndpointSlice     string
 	Runtime           string
-	Driver            string
-	StateDir          string
-	PostgresURL       string
-	PostgresURLFile   string
-	HostingDir        string
-	ProvisionDelay    time.Duration
 	Register          bool
 	Region            string
 	Country           string
@@ -45,11 +38,10 @@ type options struct {
 	capacity corev1.ResourceList
 }
 
-func defaultOptions() *options {
+func defaultOptions(p Provider) *options {
 	return &options{
-		Workspace:         "root:providers:postgres",
-		Export:            "postgres.msp.dev",
-		Driver:            "test",
+		Workspace:         p.Workspace,
+		Export:            p.Export,
 		HeartbeatInterval: 10 * time.Second,
 		Resync:            time.Minute,
 		Workers:           16,
@@ -66,12 +58,6 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Export, "export", o.Export, "The provider's APIExport (its kinds are served).")
 	fs.StringVar(&o.EndpointSlice, "endpoint-slice", o.EndpointSlice, "The APIExportEndpointSlice (defaults to the export's name).")
 	fs.StringVar(&o.Runtime, "runtime", o.Runtime, "Name of this servicelet's ServiceRuntime. Required.")
-	fs.StringVar(&o.Driver, "driver", o.Driver, "Driver: postgres (databases on the PostgreSQL server of --postgres-url), hosting (a PostgreSQL server per capability, under --hosting-dir), or test (things are files in --state-dir).")
-	fs.StringVar(&o.PostgresURL, "postgres-url", o.PostgresURL, "Admin connection URL of the runtime's PostgreSQL server (prefer --postgres-url-file: arguments are visible to other users).")
-	fs.StringVar(&o.PostgresURLFile, "postgres-url-file", o.PostgresURLFile, "File holding the admin connection URL of the runtime's PostgreSQL server.")
-	fs.StringVar(&o.HostingDir, "hosting-dir", o.HostingDir, "Folder of the hosting driver's PostgreSQL servers.")
-	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "State folder of the test driver.")
-	fs.DurationVar(&o.ProvisionDelay, "provision-delay", o.ProvisionDelay, "Test driver: how long a created thing takes to become ready.")
 	fs.BoolVar(&o.Register, "register", o.Register, "Create the ServiceRuntime if it does not exist, from --region, --country, --zone, --cloud and --capacity.")
 	fs.StringVar(&o.Region, "region", o.Region, "Region of the runtime (with --register).")
 	fs.StringVar(&o.Country, "country", o.Country, "ISO country code of the runtime (with --register).")
@@ -92,29 +78,6 @@ func (o *options) Validate() error {
 	var errs []error
 	if o.Runtime == "" {
 		errs = append(errs, errors.New("--runtime is required"))
-	}
-	switch o.Driver {
-	case "test":
-		if o.StateDir == "" {
-			errs = append(errs, errors.New("--state-dir is required with --driver test"))
-		}
-	case "postgres":
-		if (o.PostgresURL == "") == (o.PostgresURLFile == "") {
-			errs = append(errs, errors.New("--driver postgres needs exactly one of --postgres-url and --postgres-url-file"))
-		}
-		if o.PostgresURLFile != "" {
-			raw, err := os.ReadFile(o.PostgresURLFile)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--postgres-url-file: %w", err))
-			}
-			o.PostgresURL = strings.TrimSpace(string(raw))
-		}
-	case "hosting":
-		if o.HostingDir == "" {
-			errs = append(errs, errors.New("--hosting-dir is required with --driver hosting"))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("--driver %q: known drivers are: postgres, hosting, test", o.Driver))
 	}
 	if o.Register && o.Region == "" {
 		errs = append(errs, errors.New("--register needs --region"))

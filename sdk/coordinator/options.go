@@ -1,4 +1,4 @@
-package main
+package coordinator
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 )
 
-// options configure msp-coordinator.
+// options are the flags every coordinator has.
 type options struct {
 	Kubeconfig       string
 	Context          string
@@ -48,10 +48,15 @@ type options struct {
 	weights map[string]int64
 }
 
-func defaultOptions() *options {
+func defaultOptions(p Provider) *options {
+	localDriver := "provider"
+	if p.Local == nil {
+		localDriver = "test"
+	}
 	return &options{
-		Workspace:         "root:providers:postgres",
-		Export:            "postgres.msp.dev",
+		Workspace:         p.Workspace,
+		Export:            p.Export,
+		LocalDriver:       localDriver,
 		HeartbeatTimeout:  40 * time.Second,
 		LagTolerance:      runtimeready.DefaultLagTolerance,
 		MetricsAddr:       "127.0.0.1:8090",
@@ -60,7 +65,6 @@ func defaultOptions() *options {
 		Workers:           32,
 		ManagerInterval:   2 * time.Second,
 		ScaleDownCooldown: 30 * time.Second,
-		LocalDriver:       "postgres",
 		Burst:             1000,
 		ServiceletTTL:     time.Hour,
 	}
@@ -87,19 +91,26 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.RuntimeManager, "runtime-manager", o.RuntimeManager, "Order runtimes from the provider's ServiceRuntimeClasses when none fits, and remove empty ones after their grace period.")
 	fs.DurationVar(&o.ManagerInterval, "runtime-manager-interval", o.ManagerInterval, "Time between the runtime manager's passes.")
 	fs.DurationVar(&o.ScaleDownCooldown, "scale-down-cooldown", o.ScaleDownCooldown, "Least time between two removals of runtimes of one class.")
-	fs.StringVar(&o.LocalDir, "local-runtimes-dir", o.LocalDir, "Enables the local procurement driver: each ordered runtime is a local PostgreSQL server with its servicelet, kept in this folder.")
-	fs.StringVar(&o.LocalDriver, "local-servicelet-driver", o.LocalDriver, "Driver of the local runtimes' servicelets: postgres or test.")
+	fs.StringVar(&o.LocalDir, "local-runtimes-dir", o.LocalDir, "Enables the local procurement driver: each ordered runtime is a servicelet of the provider on this machine that runs its runtime itself (a folder each, in this one).")
+	fs.StringVar(&o.LocalDriver, "local-servicelet-driver", o.LocalDriver, "Servicelets of the local runtimes: provider (the provider's own, running its runtime) or test (msp-servicelet with the test driver: a capability is a file).")
 	fs.StringSliceVar(&o.LocalArgs, "local-servicelet-arg", o.LocalArgs, "Extra flag for the local and cascaded runtimes' servicelets; repeatable.")
-	fs.StringVar(&o.CascadingDir, "cascading-runtimes-dir", o.CascadingDir, "Enables the cascading procurement driver: runtimes are ordered as PostgresServers of the hosting provider (whose export the provider workspace binds); their access and servicelet logs are kept in this folder.")
+	fs.StringVar(&o.CascadingDir, "cascading-runtimes-dir", o.CascadingDir, "Enables the cascading procurement driver: runtimes are ordered as capabilities of another provider (the class's spec.driver.parameters name the kind; the provider workspace binds that provider's export); their access and servicelet logs are kept in this folder.")
 	fs.StringVar(&o.FrontDoorURL, "servicelet-frontdoor-url", o.FrontDoorURL, "The provider's front door, which the servicelets of ordered runtimes dial (they never get the coordinator's credential). Required with a procurement driver.")
 	fs.StringVar(&o.FrontDoorCAFile, "servicelet-frontdoor-ca-file", o.FrontDoorCAFile, "CA bundle the front door's serving certificate is checked against.")
 	fs.DurationVar(&o.ServiceletTTL, "servicelet-token-ttl", o.ServiceletTTL, "Lifetime of an ordered runtime's servicelet token (at least 10m); the servicelet renews it half way.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
 }
 
-// Validate checks the options and parses the structured ones.
-func (o *options) Validate() error {
+// validate checks the options against what the provider offers and parses the
+// structured ones.
+func (o *options) validate(p Provider, servicelet string) error {
 	var errs []error
+	if o.LocalDir != "" && o.LocalDriver == "provider" && (p.Local == nil || servicelet == "") {
+		errs = append(errs, fmt.Errorf("--local-runtimes-dir: %s runs no local runtimes of its own; use --local-servicelet-driver test", p.Name))
+	}
+	if o.CascadingDir != "" && (p.Access == nil || servicelet == "") {
+		errs = append(errs, fmt.Errorf("--cascading-runtimes-dir: %s cannot take runtimes ordered from another provider", p.Name))
+	}
 	if o.Workspace == "" || o.Export == "" {
 		errs = append(errs, errors.New("--workspace and --export are required"))
 	}
@@ -115,8 +126,8 @@ func (o *options) Validate() error {
 	if o.LagTolerance < 0 {
 		errs = append(errs, errors.New("--heartbeat-lag-tolerance must not be negative"))
 	}
-	if o.LocalDriver != "postgres" && o.LocalDriver != "test" {
-		errs = append(errs, fmt.Errorf("--local-servicelet-driver %q: want postgres or test", o.LocalDriver))
+	if o.LocalDriver != "provider" && o.LocalDriver != "test" {
+		errs = append(errs, fmt.Errorf("--local-servicelet-driver %q: want provider or test", o.LocalDriver))
 	}
 	if (o.LocalDir != "" || o.CascadingDir != "") && !o.RuntimeManager {
 		errs = append(errs, errors.New("--local-runtimes-dir and --cascading-runtimes-dir need --runtime-manager"))

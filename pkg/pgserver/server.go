@@ -1,4 +1,4 @@
-package postgres
+package pgserver
 
 import (
 	"context"
@@ -24,16 +24,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/msp-dev/msp/pkg/ports"
 )
 
 // ErrNotInstalled says that no PostgreSQL server binaries were found.
 var ErrNotInstalled = errors.New("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb, no initdb on PATH): run hack/install-postgres.sh")
 
-// ServerOptions configure a local PostgreSQL instance.
-type ServerOptions struct {
+// Options configure a local PostgreSQL instance.
+type Options struct {
 	// Dir is the instance's folder: its state (server.json: port, superuser password,
 	// where the data lives), its log (postgres.log) and, normally, its data (data/) and
-	// socket folder (run/). Required. A second StartServer on the same Dir resumes the
+	// socket folder (run/). Required. A second Start on the same Dir resumes the
 	// same instance.
 	Dir string
 	// Port is the TCP port on 127.0.0.1. 0 picks a free one on first start and records
@@ -52,7 +54,7 @@ type ServerOptions struct {
 	// whose data survives a crash of PostgreSQL or of the process that started it, but
 	// not of the machine.
 	Durable bool
-	// Detach lets the server outlive the process that started it (a later StartServer
+	// Detach lets the server outlive the process that started it (a later Start
 	// on the same Dir adopts it). By default the server is tied to the starting process:
 	// when that process dies, even by SIGKILL or a test timeout, the kernel sends the
 	// server SIGINT (fast shutdown), so no server is left behind.
@@ -113,20 +115,20 @@ func FindBinDir() (string, error) {
 	return "", ErrNotInstalled
 }
 
-// StartServer starts the instance in opts.Dir, creating it (initdb) on first use, and
+// Start starts the instance in opts.Dir, creating it (initdb) on first use, and
 // returns once it accepts connections. When the instance is running already (started by
 // an earlier process with Detach, or by hand with pg_ctl), it is adopted.
 //
 // Run as root, the server runs as the system user "postgres" (PostgreSQL refuses to run
 // as root), which must be able to reach its data folder. When a parent folder of Dir is
-// closed to it (os.MkdirTemp and t.TempDir create 0700 folders), StartServer opens the
+// closed to it (os.MkdirTemp and t.TempDir create 0700 folders), Start opens the
 // parents that lie inside os.TempDir() for traversal only (o+x: no listing, no reading),
 // and otherwise keeps the data in the postgres user's home folder
 // (~postgres/msp/<hash of Dir>) instead, recording where in Dir. Run as another user, the
 // server runs as that user and Dir is used as it is.
-func StartServer(ctx context.Context, opts ServerOptions) (*Server, error) {
+func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Dir == "" {
-		return nil, errors.New("postgres: ServerOptions.Dir is required")
+		return nil, errors.New("postgres: Options.Dir is required")
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -170,7 +172,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		}
 		st.SuperPassword = opts.SuperPassword
 		if st.SuperPassword == "" {
-			st.SuperPassword = randomPassword()
+			st.SuperPassword = NewPassword()
 		}
 	}
 	oldPassword := st.SuperPassword
@@ -178,7 +180,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		st.Port = opts.Port
 	}
 	if st.Port == 0 {
-		if st.Port, err = freePort(); err != nil {
+		if st.Port, err = ports.Free("127.0.0.1"); err != nil {
 			return nil, err
 		}
 	}
@@ -197,7 +199,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 
-	if s.running() {
+	if s.Running() {
 		// Adopt the instance; it was configured when it started, so it must be
 		// restarted to pick up a changed port.
 		if err := s.waitReady(ctx, opts.StartTimeout); err != nil {
@@ -269,18 +271,20 @@ func (s *Server) Stop() error {
 		}
 		s.cmd = nil
 	}
-	if !s.running() {
+	if !s.Running() {
 		return nil
 	}
 	out, err := s.command("pg_ctl", "stop", "-D", s.dataDir, "-m", "fast", "-w", "-t", "60").CombinedOutput()
-	if err != nil && s.running() {
+	if err != nil && s.Running() {
 		return fmt.Errorf("postgres: pg_ctl stop: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
 // running says whether a server runs on the data folder.
-func (s *Server) running() bool {
+// Running reports whether the server's postmaster runs (pg_ctl status), whoever
+// started or stopped it.
+func (s *Server) Running() bool {
 	// pg_ctl status: 0 running, 3 not running, 4 no data folder.
 	return s.command("pg_ctl", "status", "-D", s.dataDir).Run() == nil
 }
@@ -336,7 +340,7 @@ func (s *Server) initdb() error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "\n# Written by msp (pkg/postgres): listen address, port, socket folder.\ninclude_if_exists = 'msp.conf'\n")
+	_, err = fmt.Fprintf(f, "\n# Written by msp (pkg/pgserver): listen address, port, socket folder.\ninclude_if_exists = 'msp.conf'\n")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -359,7 +363,7 @@ func (s *Server) writeConfig(durable bool) error {
 		sockDir = ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by msp (pkg/postgres) on every start.\n")
+	fmt.Fprintf(&b, "# Written by msp (pkg/pgserver) on every start.\n")
 	fmt.Fprintf(&b, "listen_addresses = '127.0.0.1'\n")
 	fmt.Fprintf(&b, "port = %d\n", s.port)
 	fmt.Fprintf(&b, "unix_socket_directories = %s\n", confString(sockDir))
@@ -393,7 +397,7 @@ func (s *Server) start(detach bool) error {
 		// Stop; and SIGINT (fast shutdown) when we die. Go sets the parent-death signal
 		// after switching to the postgres user, so the switch does not clear it. (Linux
 		// sends it when the starting OS thread ends; Go ends threads only for goroutines
-		// that exit while locked to theirs: do not call StartServer from one of those.)
+		// that exit while locked to theirs: do not call Start from one of those.)
 		cmd.SysProcAttr.Setpgid = true
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGINT
 	}
@@ -455,9 +459,10 @@ func (s *Server) setSuperPassword(ctx context.Context, password string) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	pw, err := quoteLiteral(ctx, conn, password)
+	var pw string
+	err = conn.QueryRow(ctx, `SELECT quote_literal($1::text)`, password).Scan(&pw)
 	if err == nil {
-		_, err = conn.Exec(ctx, "ALTER ROLE "+ident(superuser)+" PASSWORD "+pw)
+		_, err = conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{superuser}.Sanitize()+" PASSWORD "+pw)
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: changing the superuser password: %w", err)
@@ -628,18 +633,8 @@ func writeState(dir string, st *serverState) error {
 	return os.Rename(tmp, filepath.Join(dir, stateFile))
 }
 
-// freePort returns a TCP port on 127.0.0.1 that is free right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// randomPassword returns 32 URL-safe characters from crypto/rand.
-func randomPassword() string {
+// NewPassword returns 32 URL-safe characters from crypto/rand.
+func NewPassword() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b) // never fails (crypto/rand panics rather than return short)
 	return base64.RawURLEncoding.EncodeToString(b)

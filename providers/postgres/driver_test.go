@@ -21,7 +21,10 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
-	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/pkg/pgserver"
+	"github.com/msp-dev/msp/pkg/pgserver/pgservertest"
+	"github.com/msp-dev/msp/pkg/ports"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 func TestNames(t *testing.T) {
@@ -85,7 +88,7 @@ func TestTargetRejectsReservedAndLongNames(t *testing.T) {
 		{name: "x", spec: postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: strings.Repeat("a", 60)}, want: "with a spec.owner"},
 	} {
 		_, err := targetOf(capability(t, "c", tc.name, tc.spec))
-		var te *servicelet.TenantError
+		var te *driver.TenantError
 		if !errors.As(err, &te) || !strings.Contains(te.Message, tc.want) || strings.Contains(te.Message, "choose another") {
 			t.Errorf("%s %+v: err = %v, want a TenantError saying %q", tc.name, tc.spec, err, tc.want)
 		}
@@ -99,7 +102,7 @@ func TestTargetRejectsReservedAndLongNames(t *testing.T) {
 }
 
 // capability is a PostgresDatabase in namespace "default" of workspace cluster.
-func capability(t *testing.T, cluster, name string, spec postgresv1alpha1.PostgresDatabaseSpec) *servicelet.Capability {
+func capability(t *testing.T, cluster, name string, spec postgresv1alpha1.PostgresDatabaseSpec) *driver.Capability {
 	t.Helper()
 	db := &postgresv1alpha1.PostgresDatabase{
 		TypeMeta:   metav1.TypeMeta{APIVersion: postgresv1alpha1.SchemeGroupVersion.String(), Kind: "PostgresDatabase"},
@@ -110,10 +113,10 @@ func capability(t *testing.T, cluster, name string, spec postgresv1alpha1.Postgr
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &servicelet.Capability{Object: &unstructured.Unstructured{Object: obj}, Spec: spec.CapabilitySpec, Cluster: cluster}
+	return &driver.Capability{Object: &unstructured.Unstructured{Object: obj}, Spec: spec.CapabilitySpec, Cluster: cluster}
 }
 
-func newDriver(t *testing.T, srv *Server) *Driver {
+func newDriver(t *testing.T, srv *pgserver.Server) *Driver {
 	t.Helper()
 	d, err := NewDriver(context.Background(), DriverOptions{AdminURL: srv.AdminURL()})
 	if err != nil {
@@ -123,7 +126,7 @@ func newDriver(t *testing.T, srv *Server) *Driver {
 	return d
 }
 
-func observe(t *testing.T, d *Driver, c *servicelet.Capability) servicelet.Observation {
+func observe(t *testing.T, d *Driver, c *driver.Capability) driver.Observation {
 	t.Helper()
 	obs, err := d.Observe(context.Background(), c)
 	if err != nil {
@@ -132,7 +135,7 @@ func observe(t *testing.T, d *Driver, c *servicelet.Capability) servicelet.Obser
 	return obs
 }
 
-func create(t *testing.T, d *Driver, c *servicelet.Capability) servicelet.ConnectionDetails {
+func create(t *testing.T, d *Driver, c *driver.Capability) driver.ConnectionDetails {
 	t.Helper()
 	details, err := d.Create(context.Background(), c)
 	if err != nil {
@@ -146,7 +149,7 @@ func create(t *testing.T, d *Driver, c *servicelet.Capability) servicelet.Connec
 	return details
 }
 
-func wantHealthy(t *testing.T, obs servicelet.Observation) {
+func wantHealthy(t *testing.T, obs driver.Observation) {
 	t.Helper()
 	if !obs.Exists || !obs.UpToDate || !obs.Ready {
 		t.Fatalf("observed %+v, want it to exist, be up to date and ready", obs)
@@ -176,9 +179,9 @@ func withDatabase(t *testing.T, uri, database string) string {
 }
 
 func TestDriver(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
-	admin := mustConnect(t, srv.AdminURL())
+	admin := pgservertest.Connect(t, srv.AdminURL())
 	ctx := context.Background()
 
 	shop := capability(t, "tenant-a", "shop-a", postgresv1alpha1.PostgresDatabaseSpec{
@@ -186,7 +189,7 @@ func TestDriver(t *testing.T) {
 		Extensions:   []postgresv1alpha1.Extension{"pgcrypto"},
 	})
 	other := capability(t, "tenant-b", "shop-b", postgresv1alpha1.PostgresDatabaseSpec{})
-	var shopDetails, otherDetails servicelet.ConnectionDetails
+	var shopDetails, otherDetails driver.ConnectionDetails
 
 	t.Run("probe", func(t *testing.T) {
 		if err := d.Probe(ctx); err != nil {
@@ -230,7 +233,7 @@ func TestDriver(t *testing.T) {
 	})
 
 	t.Run("the tenant uses its database", func(t *testing.T) {
-		conn := mustConnect(t, string(shopDetails["uri"]))
+		conn := pgservertest.Connect(t, string(shopDetails["uri"]))
 		var greeting string
 		for _, stmt := range []string{
 			"CREATE TABLE greetings (id serial PRIMARY KEY, text text NOT NULL)",
@@ -283,13 +286,13 @@ func TestDriver(t *testing.T) {
 		}
 		shopDetails = again
 		var n int
-		if err := mustConnect(t, string(again["uri"])).QueryRow(ctx, "SELECT count(*) FROM greetings").Scan(&n); err != nil || n != 1 {
+		if err := pgservertest.Connect(t, string(again["uri"])).QueryRow(ctx, "SELECT count(*) FROM greetings").Scan(&n); err != nil || n != 1 {
 			t.Errorf("after the second Create: %d greetings, %v; want 1", n, err)
 		}
 	})
 
 	t.Run("drift is seen and fixed", func(t *testing.T) {
-		shopAdmin := mustConnect(t, withDatabase(t, srv.AdminURL(), "shop_a"))
+		shopAdmin := pgservertest.Connect(t, withDatabase(t, srv.AdminURL(), "shop_a"))
 		if _, err := shopAdmin.Exec(ctx, "DROP EXTENSION pgcrypto"); err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +322,7 @@ func TestDriver(t *testing.T) {
 			t.Errorf("observed %+v for a name taken by another workspace", obs)
 		}
 		_, err := d.Create(ctx, thief)
-		var te *servicelet.TenantError
+		var te *driver.TenantError
 		if !errors.As(err, &te) || !strings.Contains(te.Message, "spec.databaseName cannot change") {
 			t.Errorf("Create: %v, want a TenantError that the name is taken", err)
 		}
@@ -333,7 +336,7 @@ func TestDriver(t *testing.T) {
 			t.Fatal("another workspace's Delete dropped shop_a")
 		}
 		wantHealthy(t, observe(t, d, shop))
-		mustConnect(t, string(shopDetails["uri"])) // the password is unchanged
+		pgservertest.Connect(t, string(shopDetails["uri"])) // the password is unchanged
 
 		// Observe-only does not adopt another capability's database (see
 		// TestObserveOnlyAdoption).
@@ -357,12 +360,12 @@ func TestDriver(t *testing.T) {
 		}
 		details := create(t, d, half)
 		wantHealthy(t, observe(t, d, half))
-		mustConnect(t, string(details["uri"]))
+		pgservertest.Connect(t, string(details["uri"]))
 	})
 
 	t.Run("delete", func(t *testing.T) {
 		// A session of the tenant does not keep its database alive.
-		tenant := mustConnect(t, string(shopDetails["uri"]))
+		tenant := pgservertest.Connect(t, string(shopDetails["uri"]))
 		if err := d.Delete(ctx, shop); err != nil {
 			t.Fatalf("Delete: %v", err)
 		}
@@ -389,7 +392,7 @@ func TestDriver(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "PostgreSQL at 127.0.0.1:"+strconv.Itoa(srv.Port())+" is not accepting connections") {
 			t.Errorf("Probe: %v", err)
 		}
-		var te *servicelet.TenantError
+		var te *driver.TenantError
 		if _, err := d.Create(ctx, shop); !errors.As(err, &te) || te.Message != msgUnreachable {
 			t.Errorf("Create: %v, want the TenantError %q", err, msgUnreachable)
 		}
@@ -405,7 +408,7 @@ func TestDriver(t *testing.T) {
 // NewDriver does not need the server: the servicelet starts and reports the runtime
 // not ready until it is reachable.
 func TestNewDriverWithoutServer(t *testing.T) {
-	port, err := freePort()
+	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,5 +423,24 @@ func TestNewDriverWithoutServer(t *testing.T) {
 	details := d.details(&target{database: "x", owner: "y"})
 	if string(details["host"]) != "db.example.com" || string(details["port"]) != "6432" {
 		t.Errorf("details = %s:%s, want the configured db.example.com:6432", details["host"], details["port"])
+	}
+}
+
+// TestDeleteOfARefusedNameSucceeds: a document whose names the driver refuses (a
+// reserved database name, admitted without the schema's rules) was never created, so
+// Delete has nothing to do and must succeed, or the servicelet's finalizer would keep
+// the document for ever; the reserved database itself is untouched.
+func TestDeleteOfARefusedNameSucceeds(t *testing.T) {
+	srv := pgservertest.Start(t, pgserver.Options{})
+	d := newDriver(t, srv)
+	c := capability(t, "c1", "reserved", postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "postgres"})
+	if _, err := d.Create(context.Background(), c); err == nil {
+		t.Fatal("Create of a database named postgres succeeded, want a TenantError")
+	}
+	if err := d.Delete(context.Background(), c); err != nil {
+		t.Fatalf("Delete: %v, want nil", err)
+	}
+	if err := d.Probe(context.Background()); err != nil {
+		t.Fatalf("the server's own database is gone after Delete: %v", err)
 	}
 }

@@ -12,7 +12,9 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
-	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/pkg/pgserver"
+	"github.com/msp-dev/msp/pkg/pgserver/pgservertest"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 // Tests of issue 12, tenant safety: names unique per server, no data lost on upgrade,
@@ -23,7 +25,7 @@ import (
 var observeOnly = platformv1alpha1.CapabilitySpec{ManagementPolicy: platformv1alpha1.ManagementPolicyObserveOnly}
 
 // names are the names Names gives a capability made by capability().
-func names(t *testing.T, c *servicelet.Capability) (string, string) {
+func names(t *testing.T, c *driver.Capability) (string, string) {
 	t.Helper()
 	var db postgresv1alpha1.PostgresDatabase
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(c.Object.Object, &db); err != nil {
@@ -33,7 +35,7 @@ func names(t *testing.T, c *servicelet.Capability) (string, string) {
 }
 
 // wantStatus checks the names Observe reports in the status.
-func wantStatus(t *testing.T, obs servicelet.Observation, database, owner string) {
+func wantStatus(t *testing.T, obs driver.Observation, database, owner string) {
 	t.Helper()
 	if obs.Status["databaseName"] != database || obs.Status["owner"] != owner {
 		t.Errorf("status = %v, want databaseName %q and owner %q", obs.Status, database, owner)
@@ -42,7 +44,7 @@ func wantStatus(t *testing.T, obs servicelet.Observation, database, owner string
 
 func wantTenantError(t *testing.T, err error, want string) {
 	t.Helper()
-	var te *servicelet.TenantError
+	var te *driver.TenantError
 	if !errors.As(err, &te) || !strings.Contains(te.Message, want) {
 		t.Errorf("err = %v, want a TenantError saying %q", err, want)
 	}
@@ -62,9 +64,9 @@ func lit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" 
 // TestDefaultNamesUniquePerServer: acme's and globex's "orders" get databases of their
 // own on one server, and Observe reports their names in the status.
 func TestDefaultNamesUniquePerServer(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
-	admin := mustConnect(t, srv.AdminURL())
+	admin := pgservertest.Connect(t, srv.AdminURL())
 	ctx := context.Background()
 
 	acme := capability(t, "acme", "orders", postgresv1alpha1.PostgresDatabaseSpec{})
@@ -77,8 +79,8 @@ func TestDefaultNamesUniquePerServer(t *testing.T) {
 	acmeDetails := create(t, d, acme)
 	globexDetails := create(t, d, globex)
 	for _, tc := range []struct {
-		c               *servicelet.Capability
-		details         servicelet.ConnectionDetails
+		c               *driver.Capability
+		details         driver.ConnectionDetails
 		database, owner string
 	}{{acme, acmeDetails, acmeDB, acmeOwner}, {globex, globexDetails, globexDB, globexOwner}} {
 		if string(tc.details["database"]) != tc.database || string(tc.details["username"]) != tc.owner {
@@ -87,7 +89,7 @@ func TestDefaultNamesUniquePerServer(t *testing.T) {
 		obs := observe(t, d, tc.c)
 		wantHealthy(t, obs)
 		wantStatus(t, obs, tc.database, tc.owner)
-		mustConnect(t, string(tc.details["uri"]))
+		pgservertest.Connect(t, string(tc.details["uri"]))
 	}
 	if err := d.Delete(ctx, acme); err != nil {
 		t.Fatal(err)
@@ -108,9 +110,9 @@ func TestDefaultNamesUniquePerServer(t *testing.T) {
 // name (dashes turned into underscores) keeps its names, its data and its password; a
 // database of the old default name that is not this capability's is not taken for it.
 func TestLegacyNamesKept(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
-	admin := mustConnect(t, srv.AdminURL())
+	admin := pgservertest.Connect(t, srv.AdminURL())
 	ctx := context.Background()
 
 	// What the earlier version made for acme's "web-shop": web_shop and web_shop_owner,
@@ -124,11 +126,11 @@ func TestLegacyNamesKept(t *testing.T) {
 		"COMMENT ON DATABASE web_shop IS "+lit(mark),
 		"REVOKE ALL ON DATABASE web_shop FROM PUBLIC",
 	)
-	old := mustConnect(t, withDatabase(t, srv.AdminURL(), "web_shop"))
+	old := pgservertest.Connect(t, withDatabase(t, srv.AdminURL(), "web_shop"))
 	mustExec(t, old, "CREATE EXTENSION pgcrypto", "SET ROLE web_shop_owner", "CREATE TABLE orders (item text)", "INSERT INTO orders VALUES ('espresso')", "RESET ROLE")
 
 	t.Run("found by its mark", func(t *testing.T) {
-		c.ConnectionDetails = servicelet.ConnectionDetails{"password": []byte("old-secret")}
+		c.ConnectionDetails = driver.ConnectionDetails{"password": []byte("old-secret")}
 		obs := observe(t, d, c)
 		wantHealthy(t, obs)
 		wantStatus(t, obs, "web_shop", "web_shop_owner")
@@ -139,7 +141,7 @@ func TestLegacyNamesKept(t *testing.T) {
 			t.Errorf("the old password is not kept: %+v", obs)
 		}
 		var item string
-		if err := mustConnect(t, string(obs.ConnectionDetails["uri"])).QueryRow(ctx, "SELECT item FROM orders").Scan(&item); err != nil || item != "espresso" {
+		if err := pgservertest.Connect(t, string(obs.ConnectionDetails["uri"])).QueryRow(ctx, "SELECT item FROM orders").Scan(&item); err != nil || item != "espresso" {
 			t.Errorf("the tenant's data: %q, %v", item, err)
 		}
 		if err := d.Update(ctx, c); err != nil {
@@ -201,14 +203,14 @@ func TestLegacyNamesKept(t *testing.T) {
 // so it could write another capability's mark on it. The driver does not take such a
 // database for the other capability's.
 func TestForgedDatabaseMarkIsNotOurs(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
 	ctx := context.Background()
 
 	evil := capability(t, "mallory", "evil", postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "evil"})
 	details := create(t, d, evil)
 	victimMark := capabilityMark("acme", "default", "orders")
-	mustExec(t, mustConnect(t, string(details["uri"])), "COMMENT ON DATABASE evil IS "+lit(victimMark))
+	mustExec(t, pgservertest.Connect(t, string(details["uri"])), "COMMENT ON DATABASE evil IS "+lit(victimMark))
 
 	victim := capability(t, "acme", "orders", postgresv1alpha1.PostgresDatabaseSpec{})
 	if obs := observe(t, d, victim); obs.Exists {
@@ -231,9 +233,9 @@ func TestForgedDatabaseMarkIsNotOurs(t *testing.T) {
 // TestObserveOnlyAdoption: ObserveOnly adopts a database that carries no mark of the
 // platform, or this capability's; never another capability's, which it says.
 func TestObserveOnlyAdoption(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
-	admin := mustConnect(t, srv.AdminURL())
+	admin := pgservertest.Connect(t, srv.AdminURL())
 	ctx := context.Background()
 
 	// Made by hand, with a comment of its own: no capability's.
@@ -246,7 +248,7 @@ func TestObserveOnlyAdoption(t *testing.T) {
 
 	t.Run("a database no capability owns", func(t *testing.T) {
 		c := capability(t, "acme", "legacy", postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "legacy_app", CapabilitySpec: observeOnly})
-		c.ConnectionDetails = servicelet.ConnectionDetails{"password": []byte("hand-made")}
+		c.ConnectionDetails = driver.ConnectionDetails{"password": []byte("hand-made")}
 		obs := observe(t, d, c)
 		wantHealthy(t, obs)
 		wantStatus(t, obs, "legacy_app", "legacy_app_owner")
@@ -312,9 +314,9 @@ func TestObserveOnlyAdoption(t *testing.T) {
 // TestTakenNamesAdvice: a taken name is refused with advice the tenant can follow
 // (names cannot change, so: a new PostgresDatabase), and the other one is left alone.
 func TestTakenNamesAdvice(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
-	admin := mustConnect(t, srv.AdminURL())
+	admin := pgservertest.Connect(t, srv.AdminURL())
 	ctx := context.Background()
 	mustExec(t, admin, "CREATE DATABASE orders", "CREATE ROLE app", "CREATE ROLE shop_owner")
 
@@ -337,7 +339,7 @@ func TestTakenNamesAdvice(t *testing.T) {
 				t.Errorf("Observe: %+v, want the message %q", obs, tc.want)
 			}
 			_, err := d.Create(ctx, c)
-			var te *servicelet.TenantError
+			var te *driver.TenantError
 			if !errors.As(err, &te) || te.Message != tc.want {
 				t.Errorf("Create: %v, want the TenantError %q", err, tc.want)
 			}
@@ -356,7 +358,7 @@ func TestTakenNamesAdvice(t *testing.T) {
 // afresh) while it is the role's, and reports it invalid when it is missing or is no
 // longer the role's. Verifications are remembered.
 func TestObserveCredentials(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
 	ctx := context.Background()
 
@@ -386,7 +388,7 @@ func TestObserveCredentials(t *testing.T) {
 	})
 
 	t.Run("an edited uri is repaired", func(t *testing.T) {
-		c.ConnectionDetails = servicelet.ConnectionDetails{"password": details["password"], "uri": []byte("postgres://nobody@elsewhere/x")}
+		c.ConnectionDetails = driver.ConnectionDetails{"password": details["password"], "uri": []byte("postgres://nobody@elsewhere/x")}
 		obs := observe(t, d, c)
 		if string(obs.ConnectionDetails["uri"]) != string(details["uri"]) {
 			t.Errorf("uri = %q, want %q", obs.ConnectionDetails["uri"], details["uri"])
@@ -395,12 +397,12 @@ func TestObserveCredentials(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		secret  servicelet.ConnectionDetails
+		secret  driver.ConnectionDetails
 		message string
 	}{
 		{"no Secret", nil, "the connection Secret has no password"},
-		{"no password", servicelet.ConnectionDetails{"uri": details["uri"]}, "the connection Secret has no password"},
-		{"another password", servicelet.ConnectionDetails{"password": []byte("guessed")}, "the connection Secret's password is no longer the role's"},
+		{"no password", driver.ConnectionDetails{"uri": details["uri"]}, "the connection Secret has no password"},
+		{"another password", driver.ConnectionDetails{"password": []byte("guessed")}, "the connection Secret's password is no longer the role's"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c.ConnectionDetails = tc.secret
@@ -417,17 +419,17 @@ func TestObserveCredentials(t *testing.T) {
 	}
 
 	t.Run("the tenant changed its password and its Secret", func(t *testing.T) {
-		mustExec(t, mustConnect(t, string(details["uri"])), "ALTER ROLE "+ident(owner)+" PASSWORD 'chosen-by-the-tenant'")
+		mustExec(t, pgservertest.Connect(t, string(details["uri"])), "ALTER ROLE "+ident(owner)+" PASSWORD 'chosen-by-the-tenant'")
 		c.ConnectionDetails = details
 		if obs := observe(t, d, c); obs.CredentialsInvalid != "the connection Secret's password is no longer the role's" {
 			t.Errorf("with the old password: CredentialsInvalid = %q", obs.CredentialsInvalid)
 		}
-		c.ConnectionDetails = servicelet.ConnectionDetails{"password": []byte("chosen-by-the-tenant")}
+		c.ConnectionDetails = driver.ConnectionDetails{"password": []byte("chosen-by-the-tenant")}
 		obs := observe(t, d, c)
 		if obs.CredentialsInvalid != "" || string(obs.ConnectionDetails["password"]) != "chosen-by-the-tenant" {
 			t.Errorf("with the new password: %+v", obs)
 		}
-		mustConnect(t, string(obs.ConnectionDetails["uri"]))
+		pgservertest.Connect(t, string(obs.ConnectionDetails["uri"]))
 	})
 }
 
@@ -435,7 +437,7 @@ func TestObserveCredentials(t *testing.T) {
 // stops working) and returns it with its uri; it refuses a role that is not the
 // capability's own.
 func TestRotateCredentials(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
 	ctx := context.Background()
 
@@ -456,7 +458,7 @@ func TestRotateCredentials(t *testing.T) {
 			t.Errorf("%s changed: %q, was %q", k, fresh[k], old[k])
 		}
 	}
-	mustConnect(t, string(fresh["uri"]))
+	pgservertest.Connect(t, string(fresh["uri"]))
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if conn, err := pgx.Connect(cctx, string(old["uri"])); err == nil {
@@ -475,7 +477,7 @@ func TestRotateCredentials(t *testing.T) {
 	thief := capability(t, "mallory", "rotating", postgresv1alpha1.PostgresDatabaseSpec{DatabaseName: "x", Owner: string(old["username"])})
 	_, err = d.RotateCredentials(ctx, thief)
 	wantTenantError(t, err, "belongs to something else")
-	mustConnect(t, string(fresh["uri"]))
+	pgservertest.Connect(t, string(fresh["uri"]))
 	_, err = d.RotateCredentials(ctx, capability(t, "acme", "later", postgresv1alpha1.PostgresDatabaseSpec{}))
 	wantTenantError(t, err, "is not created yet")
 }
@@ -484,16 +486,16 @@ func TestRotateCredentials(t *testing.T) {
 // lists is reported and dropped; one it did not create is left alone; one in use is
 // kept with a message that says what to do.
 func TestExtensionsRemovedFromSpec(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
+	srv := pgservertest.Start(t, pgserver.Options{})
 	d := newDriver(t, srv)
 	ctx := context.Background()
 
-	withExtensions := func(exts ...postgresv1alpha1.Extension) *servicelet.Capability {
+	withExtensions := func(exts ...postgresv1alpha1.Extension) *driver.Capability {
 		return capability(t, "acme", "exts", postgresv1alpha1.PostgresDatabaseSpec{Extensions: exts})
 	}
 	details := create(t, d, withExtensions("pgcrypto", "citext", "cube", "earthdistance"))
 	database, _ := names(t, withExtensions())
-	dbAdmin := mustConnect(t, withDatabase(t, srv.AdminURL(), database))
+	dbAdmin := pgservertest.Connect(t, withDatabase(t, srv.AdminURL(), database))
 	mustExec(t, dbAdmin, "CREATE EXTENSION hstore") // not the driver's
 	installed := func() map[string]bool {
 		t.Helper()
@@ -542,9 +544,9 @@ func TestExtensionsRemovedFromSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantHealthy(t, observe(t, d, withExtensions("pgcrypto", "citext")))
-	mustExec(t, mustConnect(t, string(details["uri"])), "CREATE TABLE users (email citext)")
+	mustExec(t, pgservertest.Connect(t, string(details["uri"])), "CREATE TABLE users (email citext)")
 	err := d.Update(ctx, c)
-	var te *servicelet.TenantError
+	var te *driver.TenantError
 	const want = "extension citext cannot be dropped: objects in the database use it; drop them first, or add it back to spec.extensions"
 	if !errors.As(err, &te) || te.Message != want {
 		t.Errorf("Update: %v, want the TenantError %q", err, want)

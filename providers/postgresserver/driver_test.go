@@ -1,4 +1,4 @@
-package hosting
+package postgresserver
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/msp-dev/msp/pkg/postgres"
-	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/pkg/pgserver"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 // TestObserveKeepsConnectionDetails: Observe returns all of a running server's connection
@@ -18,7 +18,7 @@ import (
 // Secret and writes them again when the tenant lost or edited them; it never reports
 // the credentials invalid.
 func TestObserveKeepsConnectionDetails(t *testing.T) {
-	if _, err := postgres.FindBinDir(); errors.Is(err, postgres.ErrNotInstalled) {
+	if _, err := pgserver.FindBinDir(); errors.Is(err, pgserver.ErrNotInstalled) {
 		t.Fatalf("this test needs a PostgreSQL server installed: run hack/install-postgres.sh (%v)", err)
 	}
 	d, err := New(t.TempDir())
@@ -33,13 +33,13 @@ func TestObserveKeepsConnectionDetails(t *testing.T) {
 	obj.SetKind("PostgresServer")
 	obj.SetNamespace("default")
 	obj.SetName("pg-1")
-	c := &servicelet.Capability{Object: obj, Cluster: "provider"}
+	c := &driver.Capability{Object: obj, Cluster: "provider"}
 
 	created, err := d.Create(ctx, c)
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	for _, secret := range []servicelet.ConnectionDetails{
+	for _, secret := range []driver.ConnectionDetails{
 		nil, // the Secret was deleted
 		{"uri": []byte("postgres://postgres:edited@127.0.0.1:1/postgres"), "host": []byte("elsewhere")},
 		created,

@@ -21,7 +21,8 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
-	"github.com/msp-dev/msp/pkg/servicelet"
+	"github.com/msp-dev/msp/pkg/pgserver"
+	"github.com/msp-dev/msp/sdk/driver"
 )
 
 // Keys of a PostgresDatabase's connection Secret.
@@ -51,8 +52,8 @@ type DriverOptions struct {
 }
 
 // Driver creates PostgresDatabases on one PostgreSQL server: a database and its owner
-// role per capability. It is a servicelet.Driver, a servicelet.CredentialRotator and a
-// servicelet.RuntimeProbe.
+// role per capability. It is a driver.Driver, a driver.CredentialRotator and a
+// driver.RuntimeProbe.
 //
 // Every database and role it creates carries a comment that names its capability (a hash
 // of workspace, namespace and name). The driver only adopts, changes and drops what
@@ -71,9 +72,9 @@ type Driver struct {
 }
 
 var (
-	_ servicelet.Driver            = (*Driver)(nil)
-	_ servicelet.CredentialRotator = (*Driver)(nil)
-	_ servicelet.RuntimeProbe      = (*Driver)(nil)
+	_ driver.Driver            = (*Driver)(nil)
+	_ driver.CredentialRotator = (*Driver)(nil)
+	_ driver.RuntimeProbe      = (*Driver)(nil)
 )
 
 // NewDriver returns a driver on the server at opts.AdminURL. It does not connect: the
@@ -133,7 +134,7 @@ type target struct {
 // cut silently, so the driver would never find what it created.
 const maxIdentifier = 63
 
-func targetOf(c *servicelet.Capability) (*target, error) {
+func targetOf(c *driver.Capability) (*target, error) {
 	var db postgresv1alpha1.PostgresDatabase
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(c.Object.Object, &db); err != nil {
 		return nil, fmt.Errorf("postgres: reading the PostgresDatabase: %w", err)
@@ -185,7 +186,7 @@ func (t *target) check() error {
 }
 
 func tenantErrorf(format string, args ...any) error {
-	return servicelet.NewTenantError(fmt.Sprintf(format, args...))
+	return driver.NewTenantError(fmt.Sprintf(format, args...))
 }
 
 func isReservedDatabase(name string) bool {
@@ -379,16 +380,16 @@ WHERE d.datname = ANY($2::text[])
 // against the role's and returns it, with a fresh uri, when it is still the role's;
 // else it reports the credentials invalid. With ObserveOnly it adopts only what no other
 // capability owns, and tells no password.
-func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (servicelet.Observation, error) {
+func (d *Driver) Observe(ctx context.Context, c *driver.Capability) (driver.Observation, error) {
 	t, err := targetOf(c)
 	if err != nil {
-		return servicelet.Observation{}, err
+		return driver.Observation{}, err
 	}
 	st, err := d.inspect(ctx, t)
 	if err != nil {
-		return servicelet.Observation{}, d.wrap(ctx, "observing", t, err)
+		return driver.Observation{}, d.wrap(ctx, "observing", t, err)
 	}
-	obs := servicelet.Observation{ConnectionDetails: d.details(t), Status: map[string]any{}}
+	obs := driver.Observation{ConnectionDetails: d.details(t), Status: map[string]any{}}
 	if t.observeOnly {
 		if msg := st.foreign(t); msg != "" {
 			obs.Message = msg
@@ -413,7 +414,7 @@ func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (service
 	obs.Usage = corev1.ResourceList{corev1.ResourceStorage: *resource.NewQuantity(st.db.size, resource.BinarySI)}
 	if !t.observeOnly {
 		if err := d.checkCredentials(ctx, t, c.ConnectionDetails, &obs); err != nil {
-			return servicelet.Observation{}, d.wrap(ctx, "observing", t, err)
+			return driver.Observation{}, d.wrap(ctx, "observing", t, err)
 		}
 	}
 
@@ -424,7 +425,7 @@ func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (service
 	conn, err := d.connect(ctx, t.database)
 	if err != nil {
 		if isUnreachable(ctx, err) {
-			return servicelet.Observation{}, servicelet.NewTenantError(msgUnreachable)
+			return driver.Observation{}, driver.NewTenantError(msgUnreachable)
 		}
 		obs.Message = strings.Join(append(drift, fmt.Sprintf("database %s does not accept connections", t.database)), "; ")
 		obs.UpToDate = len(drift) == 0 && len(t.extensions) == 0
@@ -433,7 +434,7 @@ func (d *Driver) Observe(ctx context.Context, c *servicelet.Capability) (service
 	defer conn.Close(context.WithoutCancel(ctx))
 	installed, err := installedExtensions(ctx, conn, t.mark)
 	if err != nil {
-		return servicelet.Observation{}, d.wrap(ctx, "observing", t, err)
+		return driver.Observation{}, d.wrap(ctx, "observing", t, err)
 	}
 	for _, e := range t.extensions {
 		if _, ok := installed[e]; !ok {
@@ -459,7 +460,7 @@ const (
 // (connecting as the role would prove nothing where pg_hba trusts local connections),
 // and returns it with a uri built afresh (an edited uri is so repaired), or reports the
 // credentials invalid.
-func (d *Driver) checkCredentials(ctx context.Context, t *target, have servicelet.ConnectionDetails, obs *servicelet.Observation) error {
+func (d *Driver) checkCredentials(ctx context.Context, t *target, have driver.ConnectionDetails, obs *driver.Observation) error {
 	password := string(have[DetailPassword])
 	if password == "" {
 		obs.CredentialsInvalid = msgNoPassword
@@ -485,7 +486,7 @@ func (d *Driver) checkCredentials(ctx context.Context, t *target, have servicele
 // Create creates the owner role with a new password (or gives an existing one a new
 // password), the database owned by it and closed to everyone else, and the extensions.
 // It returns the credentials.
-func (d *Driver) Create(ctx context.Context, c *servicelet.Capability) (servicelet.ConnectionDetails, error) {
+func (d *Driver) Create(ctx context.Context, c *driver.Capability) (driver.ConnectionDetails, error) {
 	t, err := targetOf(c)
 	if err != nil {
 		return nil, err
@@ -495,9 +496,9 @@ func (d *Driver) Create(ctx context.Context, c *servicelet.Capability) (servicel
 		return nil, d.wrap(ctx, "creating", t, err)
 	}
 	if msg := st.conflict(t); msg != "" {
-		return nil, servicelet.NewTenantError(msg)
+		return nil, driver.NewTenantError(msg)
 	}
-	password := randomPassword()
+	password := pgserver.NewPassword()
 	if err := d.ensureRole(ctx, t, st, password); err != nil {
 		return nil, d.wrap(ctx, "creating", t, err)
 	}
@@ -518,7 +519,7 @@ func (d *Driver) Create(ctx context.Context, c *servicelet.Capability) (servicel
 
 // Update gives the database its owner back, creates missing extensions and drops those
 // it created that the spec no longer lists.
-func (d *Driver) Update(ctx context.Context, c *servicelet.Capability) error {
+func (d *Driver) Update(ctx context.Context, c *driver.Capability) error {
 	t, err := targetOf(c)
 	if err != nil {
 		return err
@@ -528,7 +529,7 @@ func (d *Driver) Update(ctx context.Context, c *servicelet.Capability) error {
 		return d.wrap(ctx, "updating", t, err)
 	}
 	if msg := st.conflict(t); msg != "" {
-		return servicelet.NewTenantError(msg)
+		return driver.NewTenantError(msg)
 	}
 	if !st.db.exists || !st.role.exists {
 		return nil // the next Observe says so, and Create finishes the job
@@ -545,25 +546,25 @@ func (d *Driver) Update(ctx context.Context, c *servicelet.Capability) error {
 // RotateCredentials gives the owner role a new random password, so that the old one
 // stops working, and returns it with the uri. It refuses a role that is not this
 // capability's own, and ObserveOnly.
-func (d *Driver) RotateCredentials(ctx context.Context, c *servicelet.Capability) (servicelet.ConnectionDetails, error) {
+func (d *Driver) RotateCredentials(ctx context.Context, c *driver.Capability) (driver.ConnectionDetails, error) {
 	t, err := targetOf(c)
 	if err != nil {
 		return nil, err
 	}
 	if t.observeOnly {
-		return nil, servicelet.NewTenantError("the management policy is ObserveOnly, so the servicelet does not rotate credentials")
+		return nil, driver.NewTenantError("the management policy is ObserveOnly, so the servicelet does not rotate credentials")
 	}
 	st, err := d.inspect(ctx, t)
 	if err != nil {
 		return nil, d.wrap(ctx, "rotating the credentials of", t, err)
 	}
 	if msg := st.conflict(t); msg != "" {
-		return nil, servicelet.NewTenantError(msg)
+		return nil, driver.NewTenantError(msg)
 	}
 	if !st.roleOurs {
 		return nil, tenantErrorf("role %s is not created yet, so it has no credentials to rotate", t.owner)
 	}
-	password := randomPassword()
+	password := pgserver.NewPassword()
 	if err := d.ensureRole(ctx, t, st, password); err != nil {
 		return nil, d.wrap(ctx, "rotating the credentials of", t, err)
 	}
@@ -573,8 +574,14 @@ func (d *Driver) RotateCredentials(ctx context.Context, c *servicelet.Capability
 
 // Delete ends the database's sessions and drops the database and its owner role. It
 // leaves alone what is not this capability's (see Driver).
-func (d *Driver) Delete(ctx context.Context, c *servicelet.Capability) error {
+func (d *Driver) Delete(ctx context.Context, c *driver.Capability) error {
 	t, err := targetOf(c)
+	var te *driver.TenantError
+	if errors.As(err, &te) {
+		// A name the driver refuses (reserved, too long) was never created by it:
+		// there is nothing to delete, and refusing would hold the finalizer forever.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -784,8 +791,8 @@ func removedExtensions(installed map[string]bool, spec []string) []string {
 	return out
 }
 
-func (d *Driver) details(t *target) servicelet.ConnectionDetails {
-	return servicelet.ConnectionDetails{
+func (d *Driver) details(t *target) driver.ConnectionDetails {
+	return driver.ConnectionDetails{
 		DetailHost:     []byte(d.host),
 		DetailPort:     []byte(strconv.Itoa(d.port)),
 		DetailDatabase: []byte(t.database),
@@ -794,7 +801,7 @@ func (d *Driver) details(t *target) servicelet.ConnectionDetails {
 }
 
 // credentials are the details with a password and the uri that carries it.
-func (d *Driver) credentials(t *target, password string) servicelet.ConnectionDetails {
+func (d *Driver) credentials(t *target, password string) driver.ConnectionDetails {
 	details := d.details(t)
 	details[DetailPassword] = []byte(password)
 	details[DetailURI] = []byte(d.uri(t, password))
@@ -816,12 +823,12 @@ func (d *Driver) uri(t *target, password string) string {
 // wrap turns an error into what the servicelet reports: a TenantError while the server
 // cannot be reached, else an error for the log.
 func (d *Driver) wrap(ctx context.Context, step string, t *target, err error) error {
-	var te *servicelet.TenantError
+	var te *driver.TenantError
 	if errors.As(err, &te) {
 		return err
 	}
 	if isUnreachable(ctx, err) {
-		return servicelet.NewTenantError(msgUnreachable)
+		return driver.NewTenantError(msgUnreachable)
 	}
 	return fmt.Errorf("postgres: %s database %s on %s: %w", step, t.database, d.addr, err)
 }

@@ -4,16 +4,19 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/msp-dev/msp/pkg/pgserver"
+	"github.com/msp-dev/msp/pkg/pgserver/pgservertest"
 )
 
 // TestVerifyPasswordAgainstServer checks the local verification against verifiers that
 // a real server made: SCRAM-SHA-256 and, where the server still allows it, md5.
 func TestVerifyPasswordAgainstServer(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	admin := mustConnect(t, srv.AdminURL())
+	srv := pgservertest.Start(t, pgserver.Options{})
+	admin := pgservertest.Connect(t, srv.AdminURL())
 	ctx := context.Background()
 
-	passwords := []string{"s3cret", "with space and 'quote'", randomPassword(), "x"}
+	passwords := []string{"s3cret", "with space and 'quote'", pgserver.NewPassword(), "x"}
 	for _, encryption := range []string{"scram-sha-256", "md5"} {
 		t.Run(encryption, func(t *testing.T) {
 			if _, err := admin.Exec(ctx, "SET password_encryption = '"+encryption+"'"); err != nil {

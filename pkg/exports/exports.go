@@ -1,0 +1,54 @@
+// Package exports reads what a provider's APIExport serves.
+package exports
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/msp-dev/msp/sdk/capability"
+)
+
+// Kinds reads the kinds an APIExport serves: each resource's schema names its
+// kind and its storage version.
+func Kinds(ctx context.Context, cfg *rest.Config, export string) ([]capability.Kind, error) {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ex := &unstructured.Unstructured{}
+	ex.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha2", Kind: "APIExport"})
+	if err := c.Get(ctx, client.ObjectKey{Name: export}, ex); err != nil {
+		return nil, fmt.Errorf("failed to read APIExport %s: %w", export, err)
+	}
+	resources, _, _ := unstructured.NestedSlice(ex.Object, "spec", "resources")
+	var out []capability.Kind
+	for _, r := range resources {
+		m, _ := r.(map[string]any)
+		schemaName, _ := m["schema"].(string)
+		plural, _ := m["name"].(string)
+		sch := &unstructured.Unstructured{}
+		sch.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha1", Kind: "APIResourceSchema"})
+		if err := c.Get(ctx, client.ObjectKey{Name: schemaName}, sch); err != nil {
+			return nil, fmt.Errorf("failed to read APIResourceSchema %s: %w", schemaName, err)
+		}
+		group, _, _ := unstructured.NestedString(sch.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(sch.Object, "spec", "names", "kind")
+		versions, _, _ := unstructured.NestedSlice(sch.Object, "spec", "versions")
+		for _, v := range versions {
+			vm, _ := v.(map[string]any)
+			if storage, _ := vm["storage"].(bool); storage {
+				name, _ := vm["name"].(string)
+				out = append(out, capability.Kind{GVK: schema.GroupVersionKind{Group: group, Version: name, Kind: kind}, Resource: plural})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("APIExport %s serves no kinds", export)
+	}
+	return out, nil
+}
