@@ -29,6 +29,7 @@ import (
 	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/ports"
+	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // watcher records, per capability name, when the bench created it and when the
@@ -245,8 +246,9 @@ func (ps *processes) servicelet(runtime string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := ps.start("servicelet-"+runtime, "msp-servicelet", "--kubeconfig", kubeconfig, "--runtime", runtime,
-		"--state-dir", filepath.Join(ps.dir, "runtimes", runtime))
+	p, err := ps.start("servicelet-"+runtime, append([]string{"msp-servicelet"}, servicelet.Args{
+		Kubeconfig: kubeconfig, Runtime: runtime, Extra: []string{"--state-dir", filepath.Join(ps.dir, "runtimes", runtime)},
+	}.Strings()...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -329,40 +329,23 @@ type tenant struct {
 }
 
 func createTenants(ctx context.Context, cfg *rest.Config, n int) ([]tenant, error) {
-	parent := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, "root:tenants"))
 	tenants := make([]tenant, n)
 	var done atomic.Int64
 	// Each worker creates one workspace and waits for it before the next: with a
 	// thousand created at once, kcp's controllers spend their time on conflicts.
 	err := parallel(n, 16, func(i int) error {
 		name := fmt.Sprintf("bench-%04d", i)
-		ws := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
-			"metadata": map[string]any{"name": name},
-			"spec":     map[string]any{"type": map[string]any{"name": "tenant", "path": "root:platform"}},
-		}}
-		if _, err := parent.Resource(workspaceGVR).Create(ctx, ws, metav1.CreateOptions{}); err != nil {
+		cluster, err := bootstrap.CreateWorkspace(ctx, bootstrap.Options{Config: cfg}, "root:tenants", name,
+			map[string]any{"name": "tenant", "path": "root:platform"})
+		if err != nil {
 			return fmt.Errorf("failed to create tenant workspace %s: %w", name, err)
 		}
+		tenants[i].cluster = cluster
 		defer func() {
 			if d := done.Add(1); d%100 == 0 {
 				say("%d/%d tenant workspaces ready", d, n)
 			}
 		}()
-		for {
-			ws, err := parent.Resource(workspaceGVR).Get(ctx, name, metav1.GetOptions{})
-			if err == nil {
-				if phase, _, _ := unstructured.NestedString(ws.Object, "status", "phase"); phase == "Ready" {
-					tenants[i].cluster, _, _ = unstructured.NestedString(ws.Object, "spec", "cluster")
-					break
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
 		c := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, "root:tenants:"+name))
 		for { // the default binding lands right after Ready
 			if _, err := c.Resource(pgdbGVR).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1}); err == nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/launcher"
+	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 func main() {
@@ -122,10 +123,11 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		if err != nil {
 			return err
 		}
-		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "postgres-servicelet",
-			"--kubeconfig", kubeconfig, "--workspace", "root:providers:postgres", "--export", "postgres.msp.dev",
-			"--runtime", rt.name, "--register", "--region", rt.region, "--country", rt.country, "--zone", rt.region+"-1", "--cloud", "local",
-			"--capacity", "capabilities=20,storage=20Gi", "--local-server-dir", filepath.Join(dir, "postgres"))
+		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "postgres-servicelet", servicelet.Args{
+			Kubeconfig: kubeconfig, Workspace: "root:providers:postgres", Export: "postgres.msp.dev", Runtime: rt.name,
+			Register: &servicelet.Registration{Region: rt.region, Country: rt.country, Zone: rt.region + "-1", Cloud: "local", Capacity: "capabilities=20,storage=20Gi"},
+			Extra:    []string{"--local-server-dir", filepath.Join(dir, "postgres")},
+		}.Strings()...)
 		if err != nil {
 			return err
 		}

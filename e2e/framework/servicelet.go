@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/msp-dev/msp/pkg/ports"
+	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // Servicelet is a running msp-servicelet process with the test driver.
@@ -58,17 +60,18 @@ func (p *Provider) StartProviderServicelet(t testing.TB, binary string, spec Ser
 	s := &Servicelet{Runtime: spec.Runtime, StateDir: filepath.Join(dir, "state"), DebugAddr: fmt.Sprintf("127.0.0.1:%d", port),
 		bin: binary, logFile: filepath.Join(dir, "servicelet.log")}
 	s.Kubeconfig = p.ServiceletKubeconfig(t, spec.Runtime)
-	s.args = []string{
-		"--kubeconfig", s.Kubeconfig, "--workspace", p.Path, "--export", p.Export,
-		"--runtime", spec.Runtime, "--register", "--region", spec.Region, "--country", spec.Country,
-		"--debug-bind-address", s.DebugAddr, "--heartbeat-interval", "2s",
+	args := servicelet.Args{
+		Kubeconfig: s.Kubeconfig, Workspace: p.Path, Export: p.Export, Runtime: spec.Runtime,
+		Register:  &servicelet.Registration{Region: spec.Region, Country: spec.Country},
+		DebugAddr: s.DebugAddr, HeartbeatInterval: 2 * time.Second,
 	}
 	if filepath.Base(binary) == "msp-servicelet" {
-		s.args = append(s.args, "--state-dir", s.StateDir)
+		args.Extra = append(args.Extra, "--state-dir", s.StateDir)
 	}
 	if spec.Capabilities > 0 {
-		s.args = append(s.args, "--capacity", fmt.Sprintf("capabilities=%d", spec.Capabilities))
+		args.Register.Capacity = fmt.Sprintf("capabilities=%d", spec.Capabilities)
 	}
+	s.args = args.Strings()
 	s.args = append(s.args, spec.Args...)
 	s.start(t)
 	t.Cleanup(func() {

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 )
 
@@ -64,26 +65,16 @@ func (e *Env) NewTenant(t testing.TB) *Workspace {
 // parent's default), waits until it is Ready and deletes it when the test ends.
 func (e *Env) NewWorkspace(t testing.TB, parent, name string, wsType map[string]any) *Workspace {
 	t.Helper()
-	ctx := context.Background()
-	ws := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "tenancy.kcp.io/v1alpha1",
-		"kind":       "Workspace",
-		"metadata":   map[string]any{"name": name},
-	}}
-	if wsType != nil {
-		ws.Object["spec"] = map[string]any{"type": wsType}
-	}
 	workspaces := e.In(parent).Dynamic.Resource(WorkspaceGVR)
-	if _, err := workspaces.Create(ctx, ws, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("failed to create workspace %s in %s: %v", name, parent, err)
-	}
 	t.Cleanup(func() {
 		err := workspaces.Delete(context.Background(), name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("failed to delete workspace %s:%s: %v", parent, name, err)
 		}
 	})
-	WaitForWorkspaceReady(t, e.In(parent), name)
+	if _, err := bootstrap.CreateWorkspace(context.Background(), bootstrap.Options{Config: e.Config}, parent, name, wsType); err != nil {
+		t.Fatalf("failed to create workspace %s in %s: %v", name, parent, err)
+	}
 	return e.In(parent + ":" + name)
 }
 

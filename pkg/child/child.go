@@ -1,5 +1,7 @@
 // Package child runs a platform component as a child process: its output appended to a
-// log file, killed when the parent dies, stopped gracefully with a bound.
+// log file, in a process group of its own (a Ctrl-C in the parent's terminal reaches the
+// parent only, which stops its children in order), killed when the parent dies, stopped
+// gracefully with a bound, together with what it started in its group.
 package child
 
 import (
@@ -25,7 +27,7 @@ func Start(bin string, args []string, logPath string) (*Process, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("failed to start %s: %w", bin, err)
@@ -58,18 +60,19 @@ func (p *Process) Running() bool {
 	}
 }
 
-// Kill kills the child and waits for it.
+// Kill kills the child's process group and waits for the child.
 func (p *Process) Kill() {
-	_ = p.cmd.Process.Kill()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 
-// Stop sends SIGTERM and kills the child if it has not exited after grace.
+// Stop sends SIGTERM to the child's process group and kills it if the child has not
+// exited after grace.
 func (p *Process) Stop(grace time.Duration) {
 	if !p.Running() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(grace):

@@ -177,23 +177,16 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	var sched *scheduler.Scheduler
-	runtimes, err := scheduler.NewCachedRuntimes(ctx, mgr.GetLocalManager().GetCache(), func() {
-		if sched != nil {
-			sched.WakeWaiting()
-		}
-	})
+	// Both listers wake the scheduler, which registers itself with them (see
+	// scheduler.ChangeNotifier).
+	runtimes, err := scheduler.NewCachedRuntimes(ctx, mgr.GetLocalManager().GetCache())
 	if err != nil {
 		return err
 	}
 	// The classes only tell tenants where the runtime manager could order a runtime;
 	// without them the scheduler still works, its hints name the runtimes' locations.
 	var classes scheduler.ClassLister
-	if cc, err := scheduler.NewCachedClasses(ctx, mgr.GetLocalManager().GetCache(), func() {
-		if sched != nil {
-			sched.WakeWaiting()
-		}
-	}); err != nil {
+	if cc, err := scheduler.NewCachedClasses(ctx, mgr.GetLocalManager().GetCache()); err != nil {
 		opts.Log.Info("runtime classes are left out of the scheduler's location hints", "err", err.Error())
 	} else {
 		classes = cc
@@ -207,7 +200,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := (&revoker{cfg: opts.Config}).setup(mgr.GetLocalManager()); err != nil {
 		return fmt.Errorf("failed to set up the servicelet revoker: %w", err)
 	}
-	sched, err = scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
+	sched, err := scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
 		Permits: sarPermits(mgr.GetLocalManager().GetClient())})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	mcprovider "github.com/kcp-dev/multicluster-provider/pkg/provider"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -159,14 +160,5 @@ func endpointURLs(ctx context.Context, c client.Client, name string) ([]string, 
 	if err := c.Get(ctx, client.ObjectKey{Name: name}, slice); err != nil {
 		return nil, fmt.Errorf("failed to read APIExportEndpointSlice %s: %w", name, err)
 	}
-	endpoints, _, _ := unstructured.NestedSlice(slice.Object, "status", "endpoints")
-	var urls []string
-	for _, e := range endpoints {
-		if m, ok := e.(map[string]any); ok {
-			if u, _ := m["url"].(string); u != "" {
-				urls = append(urls, u)
-			}
-		}
-	}
-	return urls, nil
+	return mcprovider.DefaultExtractURLsFromEndpointSlice(slice)
 }

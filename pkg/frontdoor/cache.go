@@ -10,6 +10,7 @@ import (
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
+	mcprovider "github.com/kcp-dev/multicluster-provider/pkg/provider"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -95,10 +96,11 @@ func sliceCluster(ctx context.Context, dyn dynamic.Interface, export string) (st
 	if c := slice.GetAnnotations()[annotationCluster]; c != "" {
 		return c, nil
 	}
-	endpoints, _, _ := unstructured.NestedSlice(slice.Object, "status", "endpoints")
-	for _, e := range endpoints {
-		m, _ := e.(map[string]any)
-		raw, _ := m["url"].(string)
+	urls, err := mcprovider.DefaultExtractURLsFromEndpointSlice(slice)
+	if err != nil {
+		return "", err
+	}
+	for _, raw := range urls {
 		if u, err := url.Parse(raw); err == nil {
 			if rest, ok := strings.CutPrefix(u.Path, virtualWorkspacePrefix); ok {
 				if c, _, _ := strings.Cut(rest, "/"); c != "" {

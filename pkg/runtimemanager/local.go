@@ -12,6 +12,7 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/sdk/procurement"
+	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // LocalOptions configure the local procurement driver.
@@ -80,12 +81,10 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 		return err
 	}
 	r := &localRuntime{}
-	args := []string{
-		"--kubeconfig", kubeconfig, "--workspace", l.opts.Workspace, "--export", l.opts.Export,
-		"--runtime", rt.Name,
-	}
-	args = append(args, l.opts.Runtime.Args(dir)...)
-	args = append(args, l.opts.ExtraArgs...)
+	args := servicelet.Args{
+		Kubeconfig: kubeconfig, Workspace: l.opts.Workspace, Export: l.opts.Export, Runtime: rt.Name,
+		Extra: append(l.opts.Runtime.Args(dir), l.opts.ExtraArgs...),
+	}.Strings()
 	p, err := startProc(l.opts.Servicelet, args, filepath.Join(dir, "servicelet.log"))
 	if err != nil {
 		return fmt.Errorf("failed to start the servicelet of %s: %w", rt.Name, err)

@@ -44,12 +44,38 @@ type Procurer interface {
 	Release(ctx context.Context, rt *platformv1alpha1.ServiceRuntime) (bool, error)
 }
 
+// Scheduler is what the manager needs of the scheduler: what waits, what each runtime
+// hosts, and somewhere to put its explanations. *scheduler.Scheduler is one.
+type Scheduler interface {
+	// Pending returns the capabilities that nothing fits right now.
+	Pending() []scheduler.Pending
+	// Snapshot returns the runtimes with what the scheduler counts on each.
+	Snapshot(runtimes []*platformv1alpha1.ServiceRuntime) []*framework.RuntimeInfo
+	// RuntimeLoad returns how many capabilities count on a runtime.
+	RuntimeLoad(runtime string) int
+	WaitRecorder
+}
+
+// WaitRecorder takes the manager's explanations of the capabilities that wait: the
+// manager hands them down after each pass, rather than the scheduler calling up into
+// the manager for them.
+type WaitRecorder interface {
+	// SetWaitReasons replaces the explanations, by capability key.
+	SetWaitReasons(reasons map[string]scheduler.WaitReason)
+	// WakeWaiting retries the waiting capabilities, so that their conditions say what
+	// the manager said.
+	WakeWaiting()
+}
+
+var _ Scheduler = (*scheduler.Scheduler)(nil)
+
 // Options configure the manager. Zero values take the documented defaults.
 type Options struct {
 	// Client reads and writes the provider workspace. Required.
 	Client client.Client
-	// Scheduler tells what waits and what each runtime hosts. Required.
-	Scheduler *scheduler.Scheduler
+	// Scheduler tells what waits and what each runtime hosts, and is told why what
+	// waits waits. Required.
+	Scheduler Scheduler
 	// Framework checks whether a capability fits a runtime. Required.
 	Framework *framework.Framework
 	// Procurers by driver name ("local", "cascading").
@@ -78,7 +104,7 @@ type Manager struct {
 	lastRemoval map[string]time.Time
 }
 
-// New returns a manager and lets it explain waiting capabilities to the scheduler.
+// New returns a manager; its passes explain waiting capabilities to the scheduler.
 func New(opts Options) (*Manager, error) {
 	if opts.Client == nil || opts.Scheduler == nil || opts.Framework == nil {
 		return nil, errors.New("runtimemanager: a client, the scheduler and a framework are required")
@@ -97,15 +123,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	m := &Manager{opts: opts, waiting: map[string]scheduler.WaitReason{}, ordered: map[string]orderedRuntime{},
 		emptySince: map[string]time.Time{}, lastRemoval: map[string]time.Time{}}
-	opts.Scheduler.SetWaitReason(m.waitReason)
 	return m, nil
-}
-
-func (m *Manager) waitReason(key string) (scheduler.WaitReason, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	w, ok := m.waiting[key]
-	return w, ok
 }
 
 // Start runs passes until ctx ends (a manager.Runnable; it runs on the leader only).
@@ -309,6 +327,7 @@ func (m *Manager) scaleUp(ctx context.Context, classes []*platformv1alpha1.Servi
 	changed := !maps.Equal(m.waiting, plan.Waiting)
 	m.waiting = plan.Waiting
 	m.mu.Unlock()
+	m.opts.Scheduler.SetWaitReasons(plan.Waiting)
 	if changed {
 		m.opts.Scheduler.WakeWaiting() // rewrite the conditions of what waits
 	}
@@ -364,10 +383,15 @@ func (m *Manager) order(ctx context.Context, o *Order) (*platformv1alpha1.Servic
 // pass only if it is still empty, so a capability assigned meanwhile keeps its runtime.
 func (m *Manager) scaleDown(ctx context.Context, class *platformv1alpha1.ServiceRuntimeClass, rts []*platformv1alpha1.ServiceRuntime) error {
 	now := m.opts.Now()
-	live := 0
+	// live counts the runtimes not being removed; leaving those of them this manager
+	// cordoned for removal, which must not take the class below its minimum.
+	live, leaving := 0, 0
 	for _, rt := range rts {
 		if rt.DeletionTimestamp == nil {
 			live++
+			if cordonedForRemoval(rt) {
+				leaving++
+			}
 		}
 	}
 	sort.Slice(rts, func(i, j int) bool { return rts[i].Name < rts[j].Name })
@@ -392,13 +416,27 @@ func (m *Manager) scaleDown(ctx context.Context, class *platformv1alpha1.Service
 			continue
 		}
 		grace := class.Spec.ScaleDownAfter.Duration
-		if now.Sub(since) < grace || live <= int(class.Spec.MinRuntimes) || now.Sub(m.lastRemoval[class.Name]) < m.opts.Cooldown {
+		minimum := int(class.Spec.MinRuntimes)
+		if live <= minimum && cordonedForRemoval(rt) {
+			// Cordoned while another runtime was still there; now it is one of the
+			// minimum and must take capabilities again.
+			if err := m.setCordon(ctx, rt, false); err != nil {
+				return err
+			}
+			leaving--
+			continue
+		}
+		if now.Sub(since) < grace || live <= minimum || now.Sub(m.lastRemoval[class.Name]) < m.opts.Cooldown {
 			continue
 		}
 		if !rt.Spec.Unschedulable {
+			if live-leaving <= minimum {
+				continue // the runtimes already leaving take the class to its minimum
+			}
 			if err := m.setCordon(ctx, rt, true); err != nil {
 				return err
 			}
+			leaving++
 			continue // removed on a later pass if still empty
 		}
 		if err := m.opts.Client.Delete(ctx, rt); err != nil && !apierrors.IsNotFound(err) {
@@ -408,12 +446,20 @@ func (m *Manager) scaleDown(ctx context.Context, class *platformv1alpha1.Service
 		m.lastRemoval[class.Name] = now
 		delete(m.emptySince, rt.Name)
 		live--
+		if cordonedForRemoval(rt) {
+			leaving--
+		}
 		m.touchClassLocked(ctx, class)
 	}
 	return nil
 }
 
 const annotationCordoned = "platform.msp.dev/cordoned-for-removal"
+
+// cordonedForRemoval says that this manager cordoned rt to remove it.
+func cordonedForRemoval(rt *platformv1alpha1.ServiceRuntime) bool {
+	return rt.Spec.Unschedulable && rt.Annotations[annotationCordoned] == "true"
+}
 
 func (m *Manager) setCordon(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, on bool) error {
 	patch := client.MergeFrom(rt.DeepCopy())

@@ -22,9 +22,10 @@ import (
 // from the controllers' queues, so the accounting is complete before a decision even
 // when the queue has not reached the assigned capabilities yet.
 type observer struct {
-	kinds   []capability.Kind
-	acct    *Accounting
-	onFreed func()
+	kinds []capability.Kind
+	acct  *Accounting
+	// waker is told when capacity was freed.
+	waker Waker
 
 	mu     sync.Mutex
 	synced []toolscache.ResourceEventHandlerRegistration
@@ -78,7 +79,7 @@ func (o *observer) Engage(ctx context.Context, name multicluster.ClusterName, cl
 		o.synced = kept
 		o.mu.Unlock()
 		o.acct.DeletePrefix(clusterName + "|")
-		o.onFreed()
+		o.waker.WakeWaiting()
 	}()
 	return nil
 }
@@ -108,7 +109,7 @@ func (o *observer) handler(clusterName string, kind capability.Kind) toolscache.
 		before := o.acct.RuntimeOf(key)
 		o.acct.Observe(key, runtime, RequestsOf(u, kind), tenantKey)
 		if before != "" && runtime == "" {
-			o.onFreed()
+			o.waker.WakeWaiting()
 		}
 	}
 	return toolscache.ResourceEventHandlerFuncs{
@@ -126,7 +127,7 @@ func (o *observer) handler(clusterName string, kind capability.Kind) toolscache.
 			freed := o.acct.RuntimeOf(key) != ""
 			o.acct.Delete(key)
 			if freed {
-				o.onFreed()
+				o.waker.WakeWaiting()
 			}
 		},
 	}

@@ -107,18 +107,21 @@ type ClassLister interface {
 // CachedClasses lists ServiceRuntimeClasses from an informer cache of the provider
 // workspace, for the scheduler's location hints.
 type CachedClasses struct {
+	notifier
 	cache cache.Cache
 	reg   toolscache.ResourceEventHandlerRegistration
 }
 
-// NewCachedClasses watches the ServiceRuntimeClasses in c. onChange is called when a
-// class appears, goes or changes where or what it can order, so that waiting
-// capabilities are told about it.
-func NewCachedClasses(ctx context.Context, c cache.Cache, onChange func()) (*CachedClasses, error) {
+// NewCachedClasses watches the ServiceRuntimeClasses in c. The Waker it is given (see
+// ChangeNotifier; New gives it the scheduler) is woken when a class appears, goes or
+// changes where or what it can order, so that waiting capabilities are told about it.
+func NewCachedClasses(ctx context.Context, c cache.Cache) (*CachedClasses, error) {
 	inf, err := c.GetInformer(ctx, &platformv1alpha1.ServiceRuntimeClass{})
 	if err != nil {
 		return nil, fmt.Errorf("failed to watch ServiceRuntimeClasses: %w", err)
 	}
+	cc := &CachedClasses{cache: c}
+	onChange := cc.changed
 	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { onChange() },
 		UpdateFunc: func(oldObj, newObj any) {
@@ -133,7 +136,8 @@ func NewCachedClasses(ctx context.Context, c cache.Cache, onChange func()) (*Cac
 	if err != nil {
 		return nil, err
 	}
-	return &CachedClasses{cache: c, reg: reg}, nil
+	cc.reg = reg
+	return cc, nil
 }
 
 // List returns the classes, shared with the cache: callers must not modify them. Until

@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
@@ -49,7 +47,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	if !s.observer.Synced() || !s.opts.Runtimes.Synced() {
 		return reconcile.Result{RequeueAfter: notSyncedRetry}, nil
 	}
-	cl, err := s.clusterFor(ctx, req.ClusterName)
+	store, err := s.workspaces.Workspace(ctx, req.ClusterName)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("failed to get workspace %s: %w", req.ClusterName, err)
 	}
@@ -63,7 +61,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 	// guarded by the resourceVersion it was decided on).
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(r.kind.GVK)
-	if err := cl.GetCache().Get(ctx, req.NamespacedName, u); err != nil {
+	if err := store.Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.waiting.remove(key)
 			s.written.Delete(key)
@@ -88,7 +86,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		Requests:  RequestsOf(u, r.kind),
 		Named:     NamedOf(u),
 	}
-	w := &writer{client: cl.GetClient(), recorder: cl.GetEventRecorderFor(ControllerName), obj: u, doc: &doc, now: s.opts.Now}
+	w := &writer{store: store, obj: u, doc: &doc, now: s.opts.Now}
 
 	if doc.Spec.RuntimeName != "" {
 		return r.reconcileAssigned(ctx, key, req, c, w)
@@ -175,6 +173,12 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 // schedule decides where an unassigned capability goes and writes the decision.
 func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.Request, c *framework.Capability, w *writer) (reconcile.Result, error) {
 	s := r.s
+	if _, ok := s.written.Load(key); ok {
+		// This scheduler assigned it already and the cache does not show it yet. Deciding
+		// again would conflict, and forgetting that decision's assumption would count
+		// its runtime emptier than it is: look again once the cache has caught up.
+		return reconcile.Result{RequeueAfter: 200 * time.Millisecond}, nil
+	}
 	runtimes, err := s.opts.Runtimes.List(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -221,7 +225,7 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 
 	msg := fmt.Sprintf("assigned to runtime %s in region %s (%d/%d runtimes fit)", chosen.Name, chosen.Spec.Location.Region, res.Feasible, res.Evaluated)
 	if s.opts.NormalEvents {
-		w.recorder.Event(w.obj, corev1.EventTypeNormal, EventScheduled, msg)
+		w.store.Event(w.obj, corev1.EventTypeNormal, EventScheduled, msg)
 	}
 	if err := w.status(ctx, metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, msg, &chosen.Spec.Location, report); err != nil {
 		// The assignment stands; the next reconcile completes the status.
@@ -252,15 +256,13 @@ func (r *reconciler) wait(ctx context.Context, key string, c *framework.Capabili
 	attempts := s.waiting.add(key, r.kindIndex, req, reason, msg, c)
 	if reason == platformv1alpha1.ReasonUnschedulable {
 		// The runtime manager may have ordered a runtime for it, or know why it cannot.
-		if fn := s.waitReason.Load(); fn != nil {
-			if why, ok := (*fn)(key); ok {
-				reason, msg = why.Reason, why.Message+" (now "+msg+")"
-			}
+		if why, ok := s.waitReason(key); ok {
+			reason, msg = why.Reason, why.Message+" (now "+msg+")"
 		}
 	}
 	old := meta.FindStatusCondition(w.doc.Status.Conditions, platformv1alpha1.ConditionScheduled)
 	if old == nil || old.Reason != reason || old.Message != msg {
-		w.recorder.Event(w.obj, corev1.EventTypeWarning, EventFailedScheduling, msg)
+		w.store.Event(w.obj, corev1.EventTypeWarning, EventFailedScheduling, msg)
 		log.FromContext(ctx).V(1).Info("not scheduled", "reason", reason, "message", msg)
 	}
 	if err := w.status(ctx, metav1.ConditionFalse, reason, msg, nil, report); err != nil {
@@ -296,15 +298,10 @@ func schedulingReport(res *framework.Result, now time.Time) *platformv1alpha1.Sc
 
 // writer writes the scheduler's part of one capability.
 type writer struct {
-	client   client.Client
-	recorder eventRecorder
-	obj      *unstructured.Unstructured
-	doc      *document
-	now      func() time.Time
-}
-
-type eventRecorder interface {
-	Event(object runtime.Object, eventtype, reason, message string)
+	store capabilityStore
+	obj   *unstructured.Unstructured
+	doc   *document
+	now   func() time.Time
 }
 
 // assign writes the decision: the runtime's name and the label its servicelet selects
@@ -335,7 +332,7 @@ func (w *writer) patch(ctx context.Context, patch map[string]any) error {
 	if err != nil {
 		return err
 	}
-	if err := w.client.Patch(ctx, w.obj, client.RawPatch(types.MergePatchType, raw)); err != nil {
+	if err := w.store.Patch(ctx, w.obj, raw); err != nil {
 		return fmt.Errorf("failed to patch capability: %w", err)
 	}
 	return nil
@@ -388,7 +385,7 @@ func (w *writer) status(ctx context.Context, status metav1.ConditionStatus, reas
 		"metadata":   map[string]any{"name": w.obj.GetName(), "namespace": w.obj.GetNamespace()},
 		"status":     st,
 	}}
-	err := w.client.Status().Patch(ctx, apply, client.Apply, client.FieldOwner(ControllerName), client.ForceOwnership) //nolint:staticcheck // SSA of an unstructured status
+	err := w.store.ApplyStatus(ctx, apply)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to write the Scheduled condition: %w", err)
 	}

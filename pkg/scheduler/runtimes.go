@@ -15,18 +15,22 @@ import (
 // CachedRuntimes lists ServiceRuntimes from an informer cache of the provider workspace
 // and tells the scheduler when a change may let a waiting capability fit.
 type CachedRuntimes struct {
+	notifier
 	cache cache.Cache
 	reg   toolscache.ResourceEventHandlerRegistration
 }
 
-// NewCachedRuntimes watches the ServiceRuntimes in c. onChange is called when a runtime
-// appears, or changes in a way that may make it fit more capabilities; heartbeats alone
-// do not call it.
-func NewCachedRuntimes(ctx context.Context, c cache.Cache, onChange func()) (*CachedRuntimes, error) {
+// NewCachedRuntimes watches the ServiceRuntimes in c. The Waker it is given (see
+// ChangeNotifier; New gives it the scheduler) is woken when a runtime appears, or
+// changes in a way that may make it fit more capabilities; heartbeats alone do not
+// wake it.
+func NewCachedRuntimes(ctx context.Context, c cache.Cache) (*CachedRuntimes, error) {
 	inf, err := c.GetInformer(ctx, &platformv1alpha1.ServiceRuntime{})
 	if err != nil {
 		return nil, fmt.Errorf("failed to watch ServiceRuntimes: %w", err)
 	}
+	cr := &CachedRuntimes{cache: c}
+	onChange := cr.changed
 	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { onChange() },
 		UpdateFunc: func(oldObj, newObj any) {
@@ -41,7 +45,8 @@ func NewCachedRuntimes(ctx context.Context, c cache.Cache, onChange func()) (*Ca
 	if err != nil {
 		return nil, err
 	}
-	return &CachedRuntimes{cache: c, reg: reg}, nil
+	cr.reg = reg
+	return cr, nil
 }
 
 // List returns the runtimes, shared with the cache: callers must not modify them.

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,6 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
@@ -83,11 +83,25 @@ type RuntimeLister interface {
 	Synced() bool
 }
 
+// Waker retries the capabilities that wait for a runtime; *Scheduler is one.
+type Waker interface {
+	WakeWaiting()
+}
+
+// ChangeNotifier is a RuntimeLister or ClassLister that can tell when what it lists
+// changed in a way that may let a waiting capability fit (CachedRuntimes and
+// CachedClasses are). New hands it the scheduler it builds, so the lister needs no
+// callback into a scheduler that does not exist yet when the lister is made.
+type ChangeNotifier interface {
+	// Notify makes the lister call w.WakeWaiting on every such change from now on.
+	Notify(w Waker)
+}
+
 // Scheduler places capabilities on runtimes.
 type Scheduler struct {
-	opts Options
-	mgr  mcmanager.Manager
-	acct *Accounting
+	opts       Options
+	workspaces workspaces
+	acct       *Accounting
 
 	// decide serializes the decisions, so that each sees the ones before it.
 	decide sync.Mutex
@@ -96,17 +110,23 @@ type Scheduler struct {
 	// cache shows them, so that their echo in the cache causes no second write.
 	written sync.Map
 
-	// waitReason, when set, explains a capability that nothing fits in the runtime
-	// manager's terms (a runtime ordered for it, a class at its maximum).
-	waitReason atomic.Pointer[func(key string) (WaitReason, bool)]
+	// waitReasons, when set, explain the capabilities that nothing fits in the runtime
+	// manager's terms (a runtime ordered for it, a class at its maximum), by key.
+	waitReasons atomic.Pointer[map[string]WaitReason]
 
 	waiting  *waitingSet
 	triggers []*trigger
 	observer *observer
 }
 
-// New returns a scheduler for the manager's clusters.
+// New returns a scheduler for the manager's clusters. When opts.Runtimes or
+// opts.Classes is a ChangeNotifier, it is told to wake the new scheduler.
 func New(mgr mcmanager.Manager, opts Options) (*Scheduler, error) {
+	return newScheduler(opts, managerWorkspaces{mgr})
+}
+
+// newScheduler is New with the workspaces the reconcilers read and write.
+func newScheduler(opts Options, ws workspaces) (*Scheduler, error) {
 	if len(opts.Kinds) == 0 {
 		return nil, errors.New("scheduler: no capability kinds configured")
 	}
@@ -128,8 +148,14 @@ func New(mgr mcmanager.Manager, opts Options) (*Scheduler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Scheduler{opts: opts, mgr: mgr, acct: NewAccounting(), waiting: newWaitingSet()}
-	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, onFreed: s.WakeWaiting}
+	s := &Scheduler{opts: opts, workspaces: ws, acct: NewAccounting(), waiting: newWaitingSet()}
+	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, waker: s}
+	if n, ok := opts.Runtimes.(ChangeNotifier); ok {
+		n.Notify(s)
+	}
+	if n, ok := opts.Classes.(ChangeNotifier); ok {
+		n.Notify(s)
+	}
 	return s, nil
 }
 
@@ -166,9 +192,22 @@ type WaitReason struct {
 	Reason, Message string
 }
 
-// SetWaitReason lets the runtime manager explain waiting capabilities.
-func (s *Scheduler) SetWaitReason(fn func(key string) (WaitReason, bool)) {
-	s.waitReason.Store(&fn)
+// SetWaitReasons replaces what the runtime manager says of the capabilities that
+// nothing fits, by capability key; the scheduler keeps a copy. A capability it names
+// reports the reason and message on its next attempt (see WakeWaiting).
+func (s *Scheduler) SetWaitReasons(reasons map[string]WaitReason) {
+	c := maps.Clone(reasons)
+	s.waitReasons.Store(&c)
+}
+
+// waitReason is what the runtime manager said last of the capability with key.
+func (s *Scheduler) waitReason(key string) (WaitReason, bool) {
+	reasons := s.waitReasons.Load()
+	if reasons == nil {
+		return WaitReason{}, false
+	}
+	why, ok := (*reasons)[key]
+	return why, ok
 }
 
 // Pending is a capability that nothing fits right now.
@@ -251,11 +290,6 @@ func kindName(gvk schema.GroupVersionKind) string {
 }
 
 var _ multicluster.Aware = &observer{}
-
-// clusterFor returns the engaged workspace.
-func (s *Scheduler) clusterFor(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error) {
-	return s.mgr.GetCluster(ctx, name)
-}
 
 func logIntoContext(ctx context.Context, l logr.Logger) context.Context {
 	return log.IntoContext(ctx, l)

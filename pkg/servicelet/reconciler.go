@@ -52,6 +52,23 @@ const (
 var secretsGVR = corev1.SchemeGroupVersion.WithResource("secrets")
 var eventsGVR = corev1.SchemeGroupVersion.WithResource("events")
 
+// Store is what the Reconciler needs of where capabilities come from: the cached
+// documents, a client on each one's workspace and the cached connection Secrets.
+// *Source is the servicelet's Store; tests use a fake one.
+type Store interface {
+	// Get returns the cached document of key, or nil.
+	Get(key Key) *unstructured.Unstructured
+	// Client returns a dynamic client on key's workspace.
+	Client(key Key) (dynamic.Interface, error)
+	// GVR returns the resource of kind index i.
+	GVR(i int) schema.GroupVersionResource
+	// CachedSecret returns the Secret named name in key's workspace and namespace as
+	// the cache holds it, and whether the cache can tell (nil then means none).
+	CachedSecret(key Key, name string) (*unstructured.Unstructured, bool)
+}
+
+var _ Store = (*Source)(nil)
+
 // Reconciler is the servicelet's one shared reconciler: every provider's capabilities go
 // through it, and the provider's Driver only observes, creates, updates and deletes.
 type Reconciler struct {
@@ -59,14 +76,17 @@ type Reconciler struct {
 	Runtime string
 	// Drivers are the provider's, one per kind (every kind of Source has one).
 	Drivers map[schema.GroupKind]driver.Driver
-	// Source is where documents come from and go back to.
-	Source *Source
+	// Source is where documents come from and go back to: the servicelet's *Source.
+	Source Store
 	// Resync is how often a ready capability is observed again for drift. Defaults to 1m.
 	Resync time.Duration
 	// Log is the logger.
 	Log logr.Logger
 	// NormalEvents records Normal events; warnings are always recorded.
 	NormalEvents bool
+	// Now is the clock for condition transition times, status.credentials.rotatedAt
+	// and events. Defaults to time.Now.
+	Now func() time.Time
 
 	mu    sync.Mutex
 	usage map[Key]corev1.ResourceList
@@ -275,8 +295,13 @@ func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, drv driver.Dri
 	maps.Copy(all, obs.ConnectionDetails)
 	maps.Copy(all, details)
 	obs.ConnectionDetails = all
-	now := metav1.Now()
+	now := r.now()
 	st := &platformv1alpha1.CredentialsStatus{RotatedAt: &now, RotationToken: last}
+	if !requested && token != "" && token == answered {
+		// The request was answered, but the write that records it failed: record it
+		// now, or a restart (which forgets answered) would take it for a new request.
+		st.RotationToken = token
+	}
 	if requested {
 		st.RotationToken = token
 		r.mu.Lock()
@@ -352,6 +377,13 @@ func (r *Reconciler) failed(ctx context.Context, log logr.Logger, w *docWriter, 
 		log.Error(werr, "failed to report the error")
 	}
 	return Result{}, fmt.Errorf("failed to %s: %w", step, err)
+}
+
+func (r *Reconciler) now() metav1.Time {
+	if r.Now != nil {
+		return metav1.NewTime(r.Now())
+	}
+	return metav1.Now()
 }
 
 func (r *Reconciler) resync() time.Duration {
@@ -493,8 +525,10 @@ func (w *docWriter) secret(ctx context.Context, current *unstructured.Unstructur
 	if len(details) == 0 {
 		return nil
 	}
-	w.hasSecret = true
+	// hasSecret is set only once the Secret holds the details: a capability never
+	// names a Secret that was not written (or a tenant's own of the same name).
 	if w.secretHolds(current, details) {
+		w.hasSecret = true
 		return nil
 	}
 	if w.secretFromCache {
@@ -503,6 +537,7 @@ func (w *docWriter) secret(ctx context.Context, current *unstructured.Unstructur
 			return err
 		}
 		if w.secretHolds(live, details) {
+			w.hasSecret = true
 			return nil
 		}
 	}
@@ -531,6 +566,7 @@ func (w *docWriter) secret(ctx context.Context, current *unstructured.Unstructur
 		}
 		return fmt.Errorf("failed to write the connection Secret %s: %w", w.secretName(), err)
 	}
+	w.hasSecret = true
 	return nil
 }
 
@@ -576,7 +612,7 @@ func (w *docWriter) deleteSecret(ctx context.Context) error {
 // server-side, leaving the scheduler's fields alone. It writes nothing when the document
 // already says so.
 func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Condition, extra map[string]any) error {
-	now := metav1.Now()
+	now := w.r.now()
 	var conds []any
 	changed := false
 	for _, c := range []*metav1.Condition{readyCond, syncedCond} {
@@ -691,7 +727,7 @@ func (w *docWriter) event(ctx context.Context, eventType, reason, msg string) {
 
 // eventAlways records an event whatever its type: for what a tenant must hear about.
 func (w *docWriter) eventAlways(ctx context.Context, eventType, reason, msg string) {
-	now := metav1.Now()
+	now := w.r.now()
 	ev := &corev1.Event{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
 		ObjectMeta: metav1.ObjectMeta{GenerateName: w.obj.GetName() + ".", Namespace: w.obj.GetNamespace()},

@@ -10,6 +10,7 @@ import (
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
+	mcprovider "github.com/kcp-dev/multicluster-provider/pkg/provider"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -96,8 +97,10 @@ func (s *Source) Start(ctx context.Context) error {
 		slice, err := dyn.Resource(sliceGVR).Get(ctx, s.slice, metav1.GetOptions{})
 		if err != nil {
 			logger.V(1).Info("cannot read the endpoint slice yet", "slice", s.slice, "err", err.Error())
+		} else if urls, err := mcprovider.DefaultExtractURLsFromEndpointSlice(slice); err != nil {
+			logger.Info("the endpoint slice's endpoints cannot be read; keeping the known ones", "slice", s.slice, "err", err.Error())
 		} else {
-			s.sync(ctx, endpointURLs(slice))
+			s.sync(ctx, urls)
 		}
 		select {
 		case <-ctx.Done():
@@ -110,19 +113,6 @@ func (s *Source) Start(ctx context.Context) error {
 		case <-time.After(s.pollEvery):
 		}
 	}
-}
-
-func endpointURLs(slice *unstructured.Unstructured) []string {
-	list, _, _ := unstructured.NestedSlice(slice.Object, "status", "endpoints")
-	var urls []string
-	for _, e := range list {
-		if m, ok := e.(map[string]any); ok {
-			if u, _ := m["url"].(string); u != "" {
-				urls = append(urls, u)
-			}
-		}
-	}
-	return urls
 }
 
 func (s *Source) sync(ctx context.Context, urls []string) {
