@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msp-dev/msp/sdk/launch"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -43,9 +45,10 @@ func runtimeClass(name string, capacity int64, min, max int32, grace time.Durati
 // driver's ("test").
 func startManagingCoordinator(t *testing.T, p *framework.Provider, servicelets string) {
 	t.Helper()
-	p.StartCoordinator(t, "--runtime-manager", "--local-runtimes-dir", t.TempDir(), "--local-servicelet-driver", servicelets,
-		"--runtime-manager-interval=1s", "--scale-down-cooldown=2s", "--heartbeat-timeout=20s",
-		"--local-servicelet-arg=--heartbeat-interval=2s")
+	p.StartCoordinatorWith(t, launch.Coordinator{HeartbeatTimeout: 20 * time.Second, RuntimeManager: &launch.RuntimeManager{
+		Interval: time.Second, Cooldown: 2 * time.Second, LocalDir: t.TempDir(), LocalDriver: servicelets,
+		ServiceletArgs: []string{"--heartbeat-interval=2s"},
+	}})
 }
 
 // classRuntimes lists the runtimes of a class that are not being removed.
@@ -200,8 +203,9 @@ func TestRuntimeManagerCascadesThroughHostingProvider(t *testing.T) {
 	class.Spec.Driver = platformv1alpha1.RuntimeDriver{Name: "cascading",
 		Parameters: &runtime.RawExtension{Raw: []byte(`{"apiVersion":"hosting.msp.dev/v1alpha1","kind":"PostgresServer"}`)}}
 	create(t, pc, class)
-	p.StartCoordinator(t, "--runtime-manager", "--cascading-runtimes-dir", t.TempDir(),
-		"--runtime-manager-interval=1s", "--local-servicelet-arg=--heartbeat-interval=2s")
+	p.StartCoordinatorWith(t, launch.Coordinator{RuntimeManager: &launch.RuntimeManager{
+		Interval: time.Second, CascadingDir: t.TempDir(), ServiceletArgs: []string{"--heartbeat-interval=2s"},
+	}})
 	c := p.NewTenant(t).Client(t)
 
 	start := time.Now()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msp-dev/msp/sdk/launch"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -211,7 +213,7 @@ func TestStoppedServiceletRuntimeTurnsNotReady(t *testing.T) {
 	p := env.NewProvider(t)
 	// The coordinator's bound is two heartbeat intervals.
 	interval := 3 * time.Second
-	p.StartCoordinator(t, fmt.Sprintf("--heartbeat-timeout=%s", 2*interval))
+	p.StartCoordinatorWith(t, launch.Coordinator{HeartbeatTimeout: 2 * interval})
 	args := []string{fmt.Sprintf("--heartbeat-interval=%s", interval)}
 	first := p.StartServicelet(t, framework.ServiceletSpec{Runtime: "first", Region: "eu-de", Country: "DE", Args: args})
 	p.StartServicelet(t, framework.ServiceletSpec{Runtime: "second", Region: "eu-de", Country: "DE", Args: args})

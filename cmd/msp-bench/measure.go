@@ -29,7 +29,7 @@ import (
 	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/ports"
-	"github.com/msp-dev/msp/sdk/servicelet"
+	"github.com/msp-dev/msp/sdk/launch"
 )
 
 // watcher records, per capability name, when the bench created it and when the
@@ -246,9 +246,9 @@ func (ps *processes) servicelet(runtime string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := ps.start("servicelet-"+runtime, append([]string{"msp-servicelet"}, servicelet.Args{
+	p, err := ps.start("servicelet-"+runtime, append([]string{"msp-servicelet"}, launch.Servicelet{
 		Kubeconfig: kubeconfig, Runtime: runtime, Extra: []string{"--state-dir", filepath.Join(ps.dir, "runtimes", runtime)},
-	}.Strings()...)...)
+	}.Args()...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -264,17 +264,17 @@ func (ps *processes) coordinator() (*proc, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{"postgres-coordinator"}, ps.ids.CoordinatorArgs()...)
-	args = append(args, "--metrics-bind-address", addr)
-	pprofAddr := ""
+	co := ps.ids.Coordinator()
+	co.MetricsAddr = addr
 	if ps.pprof {
 		pp, err := ports.Free("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
-		pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
-		args = append(args, "--pprof-bind-address", pprofAddr)
+		co.PprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
 	}
+	pprofAddr := co.PprofAddr
+	args := append([]string{"postgres-coordinator"}, co.Args()...)
 	p, err := ps.start(fmt.Sprintf("coordinator-%d", port), args...)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,7 @@
 // providers/postgres/cmd/postgres-coordinator does.
 package main
 
-import "github.com/msp-dev/msp/sdk/coordinator"
+import "github.com/msp-dev/msp/app/coordinator"
 
 func main() {
 	coordinator.Main(coordinator.Provider{Name: "msp-coordinator", Workspace: "root:providers:postgres", Export: "postgres.msp.dev"})

@@ -25,7 +25,7 @@ import (
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/cli"
-	"github.com/msp-dev/msp/pkg/coordinator"
+	"github.com/msp-dev/msp/pkg/explain"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
@@ -95,7 +95,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ex, err := coordinator.Explain(ctx, coordinator.ExplainOptions{
+	ex, err := explain.Explain(ctx, explain.Options{
 		Config: kcpconfig.ForWorkspace(cfg, o.Workspace), Export: o.Export, Cluster: o.Tenant,
 		HeartbeatTimeout: o.HeartbeatTimeout, HeartbeatLagTolerance: cli.NeverIfZero(o.LagTolerance), Weights: weights,
 	}, doc)

@@ -22,7 +22,7 @@ import (
 
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/launcher"
-	"github.com/msp-dev/msp/sdk/servicelet"
+	"github.com/msp-dev/msp/sdk/launch"
 )
 
 func main() {
@@ -98,8 +98,9 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 	fmt.Printf("Front door of root:providers:postgres on %s (log: %s)\n", ids.FrontDoorURL, frontDoor.log)
 
 	// The postgres provider's coordinator; it talks to kcp only.
-	coordinator, err := startProcess(opts.Home, "coordinator", "postgres-coordinator",
-		append(ids.CoordinatorArgs(), "--metrics-bind-address", "127.0.0.1:0")...)
+	coordinatorArgs := ids.Coordinator()
+	coordinatorArgs.MetricsAddr = "127.0.0.1:0"
+	coordinator, err := startProcess(opts.Home, "coordinator", "postgres-coordinator", coordinatorArgs.Args()...)
 	if err != nil {
 		return err
 	}
@@ -123,11 +124,11 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		if err != nil {
 			return err
 		}
-		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "postgres-servicelet", servicelet.Args{
+		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "postgres-servicelet", launch.Servicelet{
 			Kubeconfig: kubeconfig, Workspace: "root:providers:postgres", Export: "postgres.msp.dev", Runtime: rt.name,
-			Register: &servicelet.Registration{Region: rt.region, Country: rt.country, Zone: rt.region + "-1", Cloud: "local", Capacity: "capabilities=20,storage=20Gi"},
+			Register: &launch.Registration{Region: rt.region, Country: rt.country, Zone: rt.region + "-1", Cloud: "local", Capacity: "capabilities=20,storage=20Gi"},
 			Extra:    []string{"--local-server-dir", filepath.Join(dir, "postgres")},
-		}.Strings()...)
+		}.Args()...)
 		if err != nil {
 			return err
 		}

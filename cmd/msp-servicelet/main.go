@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/msp-dev/msp/app/servicelet"
 	"github.com/msp-dev/msp/pkg/servicelet/testdriver"
-	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 func main() {

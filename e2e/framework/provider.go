@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msp-dev/msp/sdk/launch"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -206,9 +208,17 @@ type Coordinator struct {
 	MetricsAddr string
 }
 
-// StartCoordinator runs the provider's coordinator until the test ends. A long
-// heartbeat timeout lets tests report runtimes Ready once.
+// StartCoordinator runs the provider's coordinator until the test ends, with extra
+// flags. A long heartbeat timeout lets tests report runtimes Ready once.
 func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordinator {
+	t.Helper()
+	return p.StartCoordinatorWith(t, launch.Coordinator{Extra: extraArgs})
+}
+
+// StartCoordinatorWith runs the provider's coordinator until the test ends, with the
+// provider's identities and these options (a heartbeat timeout of 1h unless set; a free
+// metrics port).
+func (p *Provider) StartCoordinatorWith(t testing.TB, opts launch.Coordinator) *Coordinator {
 	t.Helper()
 	port, err := ports.Free("127.0.0.1")
 	if err != nil {
@@ -216,19 +226,23 @@ func (p *Provider) StartCoordinator(t testing.TB, extraArgs ...string) *Coordina
 	}
 	dir := logDir(t)
 	metrics := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append(p.Identities.CoordinatorArgs(), "--heartbeat-timeout", "1h", "--metrics-bind-address", metrics)
-	args = append(args, extraArgs...)
+	c := p.Identities.Coordinator()
+	c.MetricsAddr, c.HeartbeatTimeout = metrics, time.Hour
+	if opts.HeartbeatTimeout > 0 {
+		c.HeartbeatTimeout = opts.HeartbeatTimeout
+	}
+	c.PprofAddr, c.LeaderElect, c.RuntimeManager = opts.PprofAddr, opts.LeaderElect, opts.RuntimeManager
 	// Extra flags for every coordinator, e.g. MSP_E2E_COORDINATOR_ARGS=--pprof-bind-address=127.0.0.1:6060
-	args = append(args, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
-	c := &Coordinator{
-		process:     startProcess(t, filepath.Join(p.env.Bin, p.Coordinator), filepath.Join(dir, fmt.Sprintf("coordinator-%d.log", port)), args...),
+	c.Extra = append(opts.Extra, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
+	co := &Coordinator{
+		process:     startProcess(t, filepath.Join(p.env.Bin, p.Coordinator), filepath.Join(dir, fmt.Sprintf("coordinator-%d.log", port)), c.Args()...),
 		MetricsAddr: metrics,
 	}
 	t.Cleanup(func() {
-		c.Stop()
-		c.logTail(t, "the coordinator")
+		co.Stop()
+		co.logTail(t, "the coordinator")
 	})
-	return c
+	return co
 }
 
 func waitServed(t testing.TB, ws *Workspace, gv string) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/msp-dev/msp/pkg/ports"
-	"github.com/msp-dev/msp/sdk/servicelet"
+	"github.com/msp-dev/msp/sdk/launch"
 )
 
 // Servicelet is a running msp-servicelet process with the test driver.
@@ -60,9 +60,9 @@ func (p *Provider) StartProviderServicelet(t testing.TB, binary string, spec Ser
 	s := &Servicelet{Runtime: spec.Runtime, StateDir: filepath.Join(dir, "state"), DebugAddr: fmt.Sprintf("127.0.0.1:%d", port),
 		bin: binary, logFile: filepath.Join(dir, "servicelet.log")}
 	s.Kubeconfig = p.ServiceletKubeconfig(t, spec.Runtime)
-	args := servicelet.Args{
+	args := launch.Servicelet{
 		Kubeconfig: s.Kubeconfig, Workspace: p.Path, Export: p.Export, Runtime: spec.Runtime,
-		Register:  &servicelet.Registration{Region: spec.Region, Country: spec.Country},
+		Register:  &launch.Registration{Region: spec.Region, Country: spec.Country},
 		DebugAddr: s.DebugAddr, HeartbeatInterval: 2 * time.Second,
 	}
 	if filepath.Base(binary) == "msp-servicelet" {
@@ -71,7 +71,7 @@ func (p *Provider) StartProviderServicelet(t testing.TB, binary string, spec Ser
 	if spec.Capabilities > 0 {
 		args.Register.Capacity = fmt.Sprintf("capabilities=%d", spec.Capabilities)
 	}
-	s.args = args.Strings()
+	s.args = args.Args()
 	s.args = append(s.args, spec.Args...)
 	s.start(t)
 	t.Cleanup(func() {

@@ -7,7 +7,7 @@ import (
 )
 
 // TestUsesOnlyThePublicSDK: the example provider's code imports of msp only the SDK
-// (sdk/...) and the platform API (apis/platform/...), and nothing it depends on is a
+// (sdk/... and app/...) and the platform API (apis/platform/...), and nothing it depends on is a
 // provider of msp's.
 func TestUsesOnlyThePublicSDK(t *testing.T) {
 	const msp, self = "github.com/msp-dev/msp/", "github.com/msp-dev/msp/examples/fileshare"
@@ -26,11 +26,11 @@ func TestUsesOnlyThePublicSDK(t *testing.T) {
 		for _, imp := range strings.Fields(imports) {
 			switch {
 			case strings.HasPrefix(imp, self), !strings.HasPrefix(imp, msp):
-			case strings.HasPrefix(imp, msp+"sdk/"):
+			case strings.HasPrefix(imp, msp+"sdk/"), strings.HasPrefix(imp, msp+"app/"):
 				sdkUsed = true
 			case strings.HasPrefix(imp, msp+"apis/platform/"):
 			default:
-				t.Errorf("%s imports %s: an example provider uses only msp's sdk/ and apis/platform/", pkg, imp)
+				t.Errorf("%s imports %s: an example provider uses only msp's sdk/, app/ and apis/platform/", pkg, imp)
 			}
 		}
 	}

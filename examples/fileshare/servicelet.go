@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/msp-dev/msp/app/servicelet"
 	fsv1alpha1 "github.com/msp-dev/msp/examples/fileshare/apis/v1alpha1"
 	"github.com/msp-dev/msp/sdk/capability"
-	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // Kinds are the provider's kinds. A FileShare asks nothing of its runtime beyond its

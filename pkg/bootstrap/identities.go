@@ -6,6 +6,8 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/msp-dev/msp/sdk/launch"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -42,12 +44,13 @@ func (p ProviderIdentities) FrontDoorArgs() []string {
 	}
 }
 
-// CoordinatorArgs are the identity flags of the provider's coordinator, including those
-// its runtime manager hands ordered runtimes' servicelets (the front door and its CA).
-func (p ProviderIdentities) CoordinatorArgs() []string {
-	return []string{
-		"--kubeconfig", p.CoordinatorKubeconfig, "--workspace", p.opts.Workspace, "--export", p.opts.Export,
-		"--servicelet-frontdoor-url", p.FrontDoorURL, "--servicelet-frontdoor-ca-file", p.CAFile,
+// Coordinator is how the provider's coordinator starts with these identities, including
+// what its runtime manager hands ordered runtimes' servicelets (the front door and its
+// CA); the caller adds the rest.
+func (p ProviderIdentities) Coordinator() launch.Coordinator {
+	return launch.Coordinator{
+		Kubeconfig: p.CoordinatorKubeconfig, Workspace: p.opts.Workspace, Export: p.opts.Export,
+		FrontDoorURL: p.FrontDoorURL, FrontDoorCAFile: p.CAFile,
 	}
 }
 

@@ -1,6 +1,8 @@
-// Package coordinator wires a provider's coordinator: one multicluster manager over the
-// provider's APIExport virtual workspace (every bound tenant workspace, every shard) with
-// the scheduler, next to a cache of the provider workspace's ServiceRuntimes.
+// Package coordinator wires a provider's coordinator, and does nothing else: one
+// multicluster manager over the provider's APIExport virtual workspace (every bound
+// tenant workspace, every shard) with the scheduler (pkg/scheduler), next to a cache of
+// the provider workspace's ServiceRuntimes with the controllers that keep them true
+// (pkg/twin) and, when enabled, the runtime manager (pkg/runtimemanager).
 package coordinator
 
 import (
@@ -10,9 +12,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -22,14 +21,13 @@ import (
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/kcp-dev/multicluster-provider/apiexport"
-	apisv1alpha1 "github.com/kcp-dev/sdk/apis/apis/v1alpha1"
 
-	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/exports"
 	"github.com/msp-dev/msp/pkg/runtimemanager"
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
+	"github.com/msp-dev/msp/pkg/twin"
 	"github.com/msp-dev/msp/sdk/capability"
 )
 
@@ -85,27 +83,6 @@ type Options struct {
 	Cascading *runtimemanager.CascadingOptions
 }
 
-// lagTolerance applies the default of Options.HeartbeatLagTolerance: 0 is
-// runtimeready.DefaultLagTolerance, negative is never.
-func lagTolerance(d time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return runtimeready.DefaultLagTolerance
-	case d < 0:
-		return 0
-	}
-	return d
-}
-
-// Scheme holds every type the coordinator reads.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(platformv1alpha1.AddToScheme(s))
-	utilruntime.Must(apisv1alpha1.AddToScheme(s))
-	return s
-}
-
 // Run runs the coordinator until ctx ends.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Config == nil || opts.Export == "" {
@@ -120,7 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.HeartbeatTimeout < 0 {
 		opts.HeartbeatTimeout = 0
 	}
-	opts.HeartbeatLagTolerance = lagTolerance(opts.HeartbeatLagTolerance)
+	opts.HeartbeatLagTolerance = runtimeready.LagTolerance(opts.HeartbeatLagTolerance)
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "127.0.0.1:0"
 	}
@@ -150,7 +127,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	opts.Log.Info("coordinating", "export", opts.Export, "kinds", gvks)
 
-	scheme := Scheme()
+	scheme := scheduler.Scheme()
 	provider, err := apiexport.New(opts.Config, opts.EndpointSlice, apiexport.Options{Scheme: scheme, Log: &opts.Log})
 	if err != nil {
 		return fmt.Errorf("failed to create the apiexport provider: %w", err)
@@ -192,16 +169,16 @@ func Run(ctx context.Context, opts Options) error {
 		classes = cc
 	}
 	if opts.HeartbeatTimeout > 0 {
-		hb := &heartbeatMonitor{client: mgr.GetLocalManager().GetClient(), timeout: opts.HeartbeatTimeout, tolerance: opts.HeartbeatLagTolerance, now: time.Now}
-		if err := hb.setup(mgr.GetLocalManager()); err != nil {
+		hb := &twin.HeartbeatMonitor{Client: mgr.GetLocalManager().GetClient(), Timeout: opts.HeartbeatTimeout, Tolerance: opts.HeartbeatLagTolerance}
+		if err := hb.SetupWithManager(mgr.GetLocalManager()); err != nil {
 			return fmt.Errorf("failed to set up the heartbeat monitor: %w", err)
 		}
 	}
-	if err := (&revoker{cfg: opts.Config}).setup(mgr.GetLocalManager()); err != nil {
+	if err := (&twin.Revoker{Config: opts.Config}).SetupWithManager(mgr.GetLocalManager()); err != nil {
 		return fmt.Errorf("failed to set up the servicelet revoker: %w", err)
 	}
 	sched, err := scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
-		Permits: sarPermits(mgr.GetLocalManager().GetClient())})
+		Permits: scheduler.SARPermits(mgr.GetLocalManager().GetClient())})
 	if err != nil {
 		return err
 	}

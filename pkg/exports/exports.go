@@ -25,15 +25,26 @@ func Kinds(ctx context.Context, cfg *rest.Config, export string) ([]capability.K
 	if err := c.Get(ctx, client.ObjectKey{Name: export}, ex); err != nil {
 		return nil, fmt.Errorf("failed to read APIExport %s: %w", export, err)
 	}
+	return Served(ctx, ex, func(ctx context.Context, name string) (*unstructured.Unstructured, error) {
+		sch := &unstructured.Unstructured{}
+		sch.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha1", Kind: "APIResourceSchema"})
+		return sch, c.Get(ctx, client.ObjectKey{Name: name}, sch)
+	})
+}
+
+// SchemaGetter reads an APIResourceSchema of the export's workspace by name.
+type SchemaGetter func(ctx context.Context, name string) (*unstructured.Unstructured, error)
+
+// Served lists the kinds of the APIExport ex, reading each resource's schema with get.
+func Served(ctx context.Context, ex *unstructured.Unstructured, get SchemaGetter) ([]capability.Kind, error) {
 	resources, _, _ := unstructured.NestedSlice(ex.Object, "spec", "resources")
 	var out []capability.Kind
 	for _, r := range resources {
 		m, _ := r.(map[string]any)
 		schemaName, _ := m["schema"].(string)
 		plural, _ := m["name"].(string)
-		sch := &unstructured.Unstructured{}
-		sch.SetGroupVersionKind(schema.GroupVersionKind{Group: "apis.kcp.io", Version: "v1alpha1", Kind: "APIResourceSchema"})
-		if err := c.Get(ctx, client.ObjectKey{Name: schemaName}, sch); err != nil {
+		sch, err := get(ctx, schemaName)
+		if err != nil {
 			return nil, fmt.Errorf("failed to read APIResourceSchema %s: %w", schemaName, err)
 		}
 		group, _, _ := unstructured.NestedString(sch.Object, "spec", "group")
@@ -48,7 +59,7 @@ func Kinds(ctx context.Context, cfg *rest.Config, export string) ([]capability.K
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("APIExport %s serves no kinds", export)
+		return nil, fmt.Errorf("APIExport %s serves no kinds: add resources to it", ex.GetName())
 	}
 	return out, nil
 }

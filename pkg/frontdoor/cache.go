@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/msp-dev/msp/pkg/exports"
+
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpinformers "github.com/kcp-dev/apimachinery/v2/third_party/informers"
 	mcprovider "github.com/kcp-dev/multicluster-provider/pkg/provider"
@@ -57,31 +59,18 @@ func discoverExport(ctx context.Context, provider *rest.Config, export string) (
 	return kinds, cluster, nil
 }
 
+// exportKinds lists the kinds the export serves (see exports.Served), as the policy keeps them.
 func exportKinds(ctx context.Context, dyn dynamic.Interface, ex *unstructured.Unstructured) ([]kind, error) {
 	schemas := dyn.Resource(schema.GroupVersionResource{Group: groupKCPAPIs, Version: "v1alpha1", Resource: "apiresourceschemas"})
-	resources, _, _ := unstructured.NestedSlice(ex.Object, "spec", "resources")
-	var out []kind
-	for _, r := range resources {
-		m, _ := r.(map[string]any)
-		schemaName, _ := m["schema"].(string)
-		plural, _ := m["name"].(string)
-		sch, err := schemas.Get(ctx, schemaName, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("failed to read the APIResourceSchema %s: %w", schemaName, err)
-		}
-		group, _, _ := unstructured.NestedString(sch.Object, "spec", "group")
-		kindName, _, _ := unstructured.NestedString(sch.Object, "spec", "names", "kind")
-		versions, _, _ := unstructured.NestedSlice(sch.Object, "spec", "versions")
-		for _, v := range versions {
-			vm, _ := v.(map[string]any)
-			if storage, _ := vm["storage"].(bool); storage {
-				version, _ := vm["name"].(string)
-				out = append(out, kind{gvk: schema.GroupVersionKind{Group: group, Version: version, Kind: kindName}, resource: plural})
-			}
-		}
+	served, err := exports.Served(ctx, ex, func(ctx context.Context, name string) (*unstructured.Unstructured, error) {
+		return schemas.Get(ctx, name, metav1.GetOptions{})
+	})
+	if err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("the APIExport %s serves no kinds: add resources to it", ex.GetName())
+	out := make([]kind, len(served))
+	for i, k := range served {
+		out[i] = kind{gvk: k.GVK, resource: k.Resource}
 	}
 	return out, nil
 }

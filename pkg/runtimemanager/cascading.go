@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/sdk/launch"
 	"github.com/msp-dev/msp/sdk/procurement"
-	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // CascadingParameters are a cascading class's spec.driver.parameters: the other
@@ -179,10 +179,10 @@ func (c *Cascading) Order(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 	if err != nil {
 		return err
 	}
-	args := servicelet.Args{
+	args := launch.Servicelet{
 		Kubeconfig: kubeconfig, Workspace: c.opts.Workspace, Export: c.opts.Export, Runtime: rt.Name,
 		Extra: append([]string{c.opts.Access.FileFlag, accessFile}, c.opts.ExtraArgs...),
-	}.Strings()
+	}.Args()
 	p, err := startProc(c.opts.Servicelet, args, filepath.Join(dir, "servicelet.log"))
 	if err != nil {
 		return fmt.Errorf("failed to start the servicelet of %s: %w", rt.Name, err)

@@ -11,8 +11,8 @@ import (
 	"github.com/go-logr/logr"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/sdk/launch"
 	"github.com/msp-dev/msp/sdk/procurement"
-	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // LocalOptions configure the local procurement driver.
@@ -81,10 +81,10 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 		return err
 	}
 	r := &localRuntime{}
-	args := servicelet.Args{
+	args := launch.Servicelet{
 		Kubeconfig: kubeconfig, Workspace: l.opts.Workspace, Export: l.opts.Export, Runtime: rt.Name,
 		Extra: append(l.opts.Runtime.Args(dir), l.opts.ExtraArgs...),
-	}.Strings()
+	}.Args()
 	p, err := startProc(l.opts.Servicelet, args, filepath.Join(dir, "servicelet.log"))
 	if err != nil {
 		return fmt.Errorf("failed to start the servicelet of %s: %w", rt.Name, err)

@@ -13,11 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,6 +105,9 @@ type Manager struct {
 	ordered     map[string]orderedRuntime
 	emptySince  map[string]time.Time
 	lastRemoval map[string]time.Time
+	// scaled is the pass's record of what changed in each class: runtimes ordered (+)
+	// and removed (-); the class's status is written once at the end of the pass.
+	scaled map[string]int
 }
 
 // New returns a manager; its passes explain waiting capabilities to the scheduler.
@@ -183,6 +189,7 @@ func (m *Manager) Pass(ctx context.Context) error {
 			managed[rt.Spec.RuntimeClassName] = append(managed[rt.Spec.RuntimeClassName], rt)
 		}
 	}
+	m.scaled = map[string]int{}
 
 	var errs []error
 	// 1. Procurement: bring ordered runtimes to life, tear removed ones down.
@@ -209,7 +216,57 @@ func (m *Manager) Pass(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+
+	// 4. Each class's status: its runtimes as this pass leaves them, whether it can order.
+	for _, class := range classSlice {
+		if err := m.classStatus(ctx, class, managed[class.Name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// classStatus writes a class's status when it changed: how many of its runtimes exist
+// (those this pass left, with its orders and removals), when it last scaled, and whether
+// this coordinator runs its procurement driver (Ready).
+func (m *Manager) classStatus(ctx context.Context, class *platformv1alpha1.ServiceRuntimeClass, rts []*platformv1alpha1.ServiceRuntime) error {
+	n := m.scaled[class.Name]
+	for _, rt := range rts {
+		if rt.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	want := class.DeepCopy()
+	want.Status.Runtimes = int32(max(n, 0))
+	if _, scaled := m.scaled[class.Name]; scaled {
+		now := metav1.NewTime(m.opts.Now())
+		want.Status.LastScaleTime = &now
+	}
+	ready := metav1.Condition{Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: platformv1alpha1.ReasonDriverAvailable,
+		Message: fmt.Sprintf("the %s procurement driver orders and removes runtimes of this class", class.Spec.Driver.Name)}
+	if _, ok := m.opts.Procurers[class.Spec.Driver.Name]; !ok {
+		ready.Status, ready.Reason = metav1.ConditionFalse, platformv1alpha1.ReasonDriverUnavailable
+		ready.Message = fmt.Sprintf("the coordinator runs no procurement driver %q (it runs: %s): no runtime of this class is ordered or removed",
+			class.Spec.Driver.Name, m.driverNames())
+	}
+	ready.ObservedGeneration = class.Generation
+	meta.SetStatusCondition(&want.Status.Conditions, ready)
+	if equality.Semantic.DeepEqual(want.Status, class.Status) {
+		return nil
+	}
+	if err := m.opts.Client.Status().Patch(ctx, want, client.MergeFrom(class)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to update the status of class %s: %w", class.Name, err)
+	}
+	return nil
+}
+
+// driverNames lists the procurement drivers this manager runs, for messages.
+func (m *Manager) driverNames() string {
+	names := slices.Sorted(maps.Keys(m.opts.Procurers))
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (m *Manager) procure(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, class *platformv1alpha1.ServiceRuntimeClass) error {
@@ -225,14 +282,18 @@ func (m *Manager) procure(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 	}
 	p := m.opts.Procurers[driver]
 	if rt.DeletionTimestamp != nil {
-		if p != nil {
-			done, err := p.Release(ctx, rt)
-			if err != nil {
-				return fmt.Errorf("failed to release runtime %s: %w", rt.Name, err)
-			}
-			if !done {
-				return nil
-			}
+		if p == nil {
+			// Dropping the finalizer would leave whatever the driver made behind,
+			// unreleased and forgotten; a coordinator that runs the driver releases it.
+			return fmt.Errorf("runtime %s is being removed, but it was ordered with the procurement driver %q, which this coordinator does not run (it runs: %s): it is kept until one that runs it releases it",
+				rt.Name, driver, m.driverNames())
+		}
+		done, err := p.Release(ctx, rt)
+		if err != nil {
+			return fmt.Errorf("failed to release runtime %s: %w", rt.Name, err)
+		}
+		if !done {
+			return nil
 		}
 		patch := client.MergeFrom(rt.DeepCopy())
 		controllerutil.RemoveFinalizer(rt, Finalizer)
@@ -369,7 +430,7 @@ func (m *Manager) order(ctx context.Context, o *Order) (*platformv1alpha1.Servic
 	m.ordered[rt.Name] = orderedRuntime{rt: rt.DeepCopy(), at: m.opts.Now()}
 	m.mu.Unlock()
 	m.opts.Log.Info("runtime ordered", "runtime", rt.Name, "class", o.Class.Name, "region", o.Location.Region, "for", len(o.For))
-	m.touchClass(ctx, o.Class)
+	m.scaled[o.Class.Name]++
 	if p := m.opts.Procurers[o.Class.Spec.Driver.Name]; p != nil {
 		if err := p.Order(ctx, rt, o.Class); err != nil {
 			return rt, fmt.Errorf("failed to provision runtime %s: %w", rt.Name, err)
@@ -449,7 +510,7 @@ func (m *Manager) scaleDown(ctx context.Context, class *platformv1alpha1.Service
 		if cordonedForRemoval(rt) {
 			leaving--
 		}
-		m.touchClassLocked(ctx, class)
+		m.scaled[class.Name]--
 	}
 	return nil
 }
@@ -476,33 +537,6 @@ func (m *Manager) setCordon(ctx context.Context, rt *platformv1alpha1.ServiceRun
 		return fmt.Errorf("failed to cordon runtime %s: %w", rt.Name, err)
 	}
 	return nil
-}
-
-func (m *Manager) touchClass(ctx context.Context, class *platformv1alpha1.ServiceRuntimeClass) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.touchClassLocked(ctx, class)
-}
-
-// touchClassLocked records a scale operation in the class's status.
-func (m *Manager) touchClassLocked(ctx context.Context, class *platformv1alpha1.ServiceRuntimeClass) {
-	var rtList platformv1alpha1.ServiceRuntimeList
-	if err := m.opts.Client.List(ctx, &rtList); err != nil {
-		return
-	}
-	n := int32(0)
-	for _, rt := range rtList.Items {
-		if rt.Spec.RuntimeClassName == class.Name && rt.DeletionTimestamp == nil {
-			n++
-		}
-	}
-	patch := client.MergeFrom(class.DeepCopy())
-	now := metav1.NewTime(m.opts.Now())
-	class.Status.Runtimes = n
-	class.Status.LastScaleTime = &now
-	if err := m.opts.Client.Status().Patch(ctx, class, patch); err != nil {
-		m.opts.Log.V(1).Info("failed to update class status", "class", class.Name, "err", err.Error())
-	}
 }
 
 func isReady(rt *platformv1alpha1.ServiceRuntime) bool {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -126,6 +127,8 @@ type runtimeState struct {
 type classState struct {
 	Runtimes      int32
 	LastScaleTime *metav1.Time
+	// Unready is the reason of the Ready condition when it is not True.
+	Unready string
 }
 
 // passOutcome is the state after a test's passes.
@@ -211,6 +214,8 @@ func TestPass(t *testing.T) {
 		return classState{Runtimes: n, LastScaleTime: &metav1.Time{Time: t0.Add(at)}}
 	}
 	untouched := classState{}
+	// counted is a class whose status counts n runtimes and that never scaled.
+	counted := func(n int32) classState { return classState{Runtimes: n} }
 	notOurs := func(rt *platformv1alpha1.ServiceRuntime) { rt.Finalizers = nil }
 
 	tests := []struct {
@@ -223,6 +228,8 @@ func TestPass(t *testing.T) {
 		local recordingProcurer
 		// listErr fails the listing of the classes.
 		listErr bool
+		// stale lists the runtimes as they were before the passes, as a lagging cache.
+		stale bool
 		// passes are the clock offsets from t0 of the passes (default one at t0).
 		passes []time.Duration
 		want   passOutcome
@@ -275,7 +282,7 @@ func TestPass(t *testing.T) {
 			pending:  one,
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de))},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small"},
 				Waiting: map[string]scheduler.WaitReason{key: {Reason: platformv1alpha1.ReasonUnschedulable,
 					Message: "runtime class small has reached its maximum of 1 runtimes"}},
@@ -298,7 +305,7 @@ func TestPass(t *testing.T) {
 			runtimes: []*platformv1alpha1.ServiceRuntime{managedRuntime("small-1", small(), de)},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de))},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small"},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
@@ -310,7 +317,7 @@ func TestPass(t *testing.T) {
 			passes:   []time.Duration{0, 9 * time.Minute},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de))},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small", "local: Order small-1 small"},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
@@ -322,7 +329,7 @@ func TestPass(t *testing.T) {
 			passes:   []time.Duration{0, 10 * time.Minute},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de), asCordoned)},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small", "local: Order small-1 small"},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
@@ -358,7 +365,7 @@ func TestPass(t *testing.T) {
 			load:     map[string]int{"small-1": 1},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de), asUncordoned)},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small"},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
@@ -370,7 +377,7 @@ func TestPass(t *testing.T) {
 			passes:   []time.Duration{0, 20 * time.Minute},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de), asUncordoned)},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small", "local: Order small-1 small"},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
@@ -382,7 +389,7 @@ func TestPass(t *testing.T) {
 			load:     map[string]int{"small-1": 1},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de, func(rt *platformv1alpha1.ServiceRuntime) { rt.Spec.Unschedulable = true }))},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small"},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
@@ -394,7 +401,7 @@ func TestPass(t *testing.T) {
 			passes:   []time.Duration{0, 10 * time.Minute, 20 * time.Minute},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de))},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Calls:    []string{"local: Order small-1 small", "local: Order small-1 small", "local: Order small-1 small"},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
@@ -406,7 +413,7 @@ func TestPass(t *testing.T) {
 			passes:   []time.Duration{0, 10 * time.Minute, 10*time.Minute + time.Second},
 			want: passOutcome{
 				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de, notOurs))},
-				Classes:  map[string]classState{"small": untouched},
+				Classes:  map[string]classState{"small": counted(1)},
 				Waiting:  map[string]scheduler.WaitReason{},
 			},
 		},
@@ -522,18 +529,21 @@ func TestPass(t *testing.T) {
 			},
 		},
 		{
-			// The finalizer goes without anything released: see the report.
-			name:     "deletion of a runtime whose driver is not configured: the finalizer removed, nothing released",
+			name:     "deletion of a runtime whose driver is not configured: an error that says so, the finalizer kept",
 			runtimes: []*platformv1alpha1.ServiceRuntime{managedRuntime("small-1", small(withDriver("cloudy")), de, deleting)},
-			want:     passOutcome{Waiting: map[string]scheduler.WaitReason{}},
+			want: passOutcome{
+				Err: `runtime small-1 is being removed, but it was ordered with the procurement driver "cloudy", which this coordinator does not run (it runs: cascading, local): it is kept until one that runs it releases it`,
+				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(withDriver("cloudy")), de), asDeleting,
+					func(st *runtimeState) { st.Annotations = map[string]string{annotationDriver: "cloudy"} })},
+				Waiting: map[string]scheduler.WaitReason{},
+			},
 		},
 		{
-			// Nothing tells the tenant or the provider why: see the report.
-			name:    "a class whose driver is not configured: nothing ordered, for what waits or the minimum, nothing said",
+			name:    "a class whose driver is not configured: nothing ordered, the class not Ready with the reason",
 			classes: []*platformv1alpha1.ServiceRuntimeClass{small(withDriver("cloudy"), withMin(1))},
 			pending: one,
 			want: passOutcome{
-				Classes: map[string]classState{"small": untouched},
+				Classes: map[string]classState{"small": {Unready: platformv1alpha1.ReasonDriverUnavailable}},
 				Waiting: map[string]scheduler.WaitReason{},
 			},
 		},
@@ -550,6 +560,17 @@ func TestPass(t *testing.T) {
 				Waiting: map[string]scheduler.WaitReason{key: {Reason: platformv1alpha1.ReasonWaitingForRuntime,
 					Message: "waiting for a new runtime of class small in eu-de"}},
 				Wakes: 1,
+			},
+		},
+		{
+			name:    "a cache that does not show the runtime ordered yet: the class counts it",
+			classes: []*platformv1alpha1.ServiceRuntimeClass{small(withMin(1))},
+			stale:   true,
+			want: passOutcome{
+				Runtimes: []runtimeState{ordered(small(withMin(1)), de)},
+				Classes:  map[string]classState{"small": scaled(1, 0)},
+				Calls:    []string{"local: Order small-new small"},
+				Waiting:  map[string]scheduler.WaitReason{},
 			},
 		},
 		{
@@ -578,6 +599,20 @@ func TestPass(t *testing.T) {
 				b = b.WithObjects(rt)
 			}
 			failList := tt.listErr
+			if tt.stale {
+				initial := tt.runtimes
+				b = b.WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+					if l, ok := list.(*platformv1alpha1.ServiceRuntimeList); ok && failList {
+						l.Items = nil
+						for _, rt := range initial {
+							l.Items = append(l.Items, *rt.DeepCopy())
+						}
+						return nil
+					}
+					return c.List(ctx, list, opts...)
+				}})
+				failList = true // until the outcome is read
+			}
 			if tt.listErr {
 				b = b.WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
 					if _, ok := list.(*platformv1alpha1.ServiceRuntimeClassList); ok && failList {
@@ -634,7 +669,15 @@ func TestPass(t *testing.T) {
 				if got.Classes == nil {
 					got.Classes = map[string]classState{}
 				}
-				got.Classes[c.Name] = classState{Runtimes: c.Status.Runtimes, LastScaleTime: c.Status.LastScaleTime}
+				st := classState{Runtimes: c.Status.Runtimes, LastScaleTime: c.Status.LastScaleTime}
+				ready := meta.FindStatusCondition(c.Status.Conditions, platformv1alpha1.ConditionReady)
+				switch {
+				case ready == nil && !tt.listErr:
+					t.Errorf("class %s has no Ready condition", c.Name)
+				case ready != nil && ready.Status != metav1.ConditionTrue:
+					st.Unready = ready.Reason
+				}
+				got.Classes[c.Name] = st
 			}
 			for _, c := range calls {
 				got.Calls = append(got.Calls, anonymize(c))

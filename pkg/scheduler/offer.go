@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -27,7 +29,7 @@ const maxOffered = 20
 //
 // The offer is made of the locations of every runtime that hosts the capability's kind
 // (whatever its state) and of every runtime class whose runtimes would host it (where
-// the runtime manager could order one). It lists regions, and the countries, zones and
+// the runtime manager could order one; not a class whose driver it does not run). It lists regions, and the countries, zones and
 // clouds when the capability's placement constrains them; never a runtime's name.
 func LocationHint(res *framework.Result, c *framework.Capability, runtimes []*platformv1alpha1.ServiceRuntime, classes []*platformv1alpha1.ServiceRuntimeClass) string {
 	if res == nil || res.Chosen != nil || !locationRejected(res.Reasons) {
@@ -40,7 +42,7 @@ func LocationHint(res *framework.Result, c *framework.Capability, runtimes []*pl
 		}
 	}
 	for _, class := range classes {
-		if class.DeletionTimestamp == nil && hostsKind(class.Spec.Capabilities, c.GroupKind) {
+		if class.DeletionTimestamp == nil && hostsKind(class.Spec.Capabilities, c.GroupKind) && !cannotOrder(class) {
 			locs = append(locs, class.Spec.Locations...)
 		}
 	}
@@ -155,4 +157,11 @@ func (c *CachedClasses) List(ctx context.Context) ([]*platformv1alpha1.ServiceRu
 		out[i] = &list.Items[i]
 	}
 	return out, nil
+}
+
+// cannotOrder says that the runtime manager reported it cannot order runtimes of the
+// class (its procurement driver is not there).
+func cannotOrder(class *platformv1alpha1.ServiceRuntimeClass) bool {
+	c := meta.FindStatusCondition(class.Status.Conditions, platformv1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == platformv1alpha1.ReasonDriverUnavailable
 }

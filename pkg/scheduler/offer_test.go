@@ -104,6 +104,18 @@ func TestLocationHint(t *testing.T) {
 			want:      "this provider offers regions us-east and countries US",
 		},
 		{
+			name:      "a class whose driver the runtime manager does not run: left out",
+			res:       unfit(map[string]int{"country not allowed": 1}),
+			placement: platformv1alpha1.Placement{Countries: []string{"CH"}},
+			runtimes:  []*platformv1alpha1.ServiceRuntime{hosting("de-1", pgKind, de)},
+			classes: func() []*platformv1alpha1.ServiceRuntimeClass {
+				c := class("pg", pgKind, us)
+				c.Status.Conditions = []metav1.Condition{{Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: platformv1alpha1.ReasonDriverUnavailable}}
+				return []*platformv1alpha1.ServiceRuntimeClass{c}
+			}(),
+			want: "this provider offers regions eu-de and countries DE",
+		},
+		{
 			name:      "location among other reasons",
 			res:       unfit(map[string]int{"insufficient capacity": 2, "region not allowed": 1}),
 			placement: platformv1alpha1.Placement{Regions: []string{"eu-de", "eu-fr"}},

@@ -349,8 +349,12 @@ func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, drv driver.D
 		log.Info("deleted")
 		w.event(ctx, corev1.EventTypeNormal, EventDeleted, "deleted from runtime "+r.Runtime)
 	} else {
-		log.Info("orphaned")
-		w.event(ctx, corev1.EventTypeNormal, EventOrphaned, "left running on runtime "+r.Runtime+" (deletion policy Orphan)")
+		why := "deletion policy Orphan"
+		if c.Spec.ManagementPolicy == platformv1alpha1.ManagementPolicyObserveOnly {
+			why = "management policy ObserveOnly: msp only observed it"
+		}
+		log.Info("orphaned", "because", why)
+		w.event(ctx, corev1.EventTypeNormal, EventOrphaned, "left running on runtime "+r.Runtime+" ("+why+")")
 	}
 	r.forget(w.key)
 	if err := w.removeFinalizer(ctx); err != nil {

@@ -899,9 +899,8 @@ func TestReconcileObserveOnly(t *testing.T) {
 			wantWrites:     []string{"patch postgresdatabases"},
 			wantConditions: []metav1.Condition{scheduledCond},
 			wantSecret:     owned(dbDetails),
-			// The message names the deletion policy although here the management
-			// policy is why (reported as a wording issue).
-			wantEvents: []event{{corev1.EventTypeNormal, EventOrphaned, "left running on runtime rt-a (deletion policy Orphan)"}},
+			// The management policy is why, whatever the deletion policy says.
+			wantEvents: []event{{corev1.EventTypeNormal, EventOrphaned, "left running on runtime rt-a (management policy ObserveOnly: msp only observed it)"}},
 		},
 	})
 }

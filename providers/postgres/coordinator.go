@@ -3,7 +3,7 @@ package postgres
 import (
 	"path/filepath"
 
-	"github.com/msp-dev/msp/sdk/coordinator"
+	"github.com/msp-dev/msp/app/coordinator"
 	"github.com/msp-dev/msp/sdk/procurement"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/msp-dev/msp/app/servicelet"
 	"github.com/msp-dev/msp/pkg/pgserver"
 	sdkcapability "github.com/msp-dev/msp/sdk/capability"
-	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // Kinds are the provider's capability kinds: a PostgresDatabase asks its server for its

@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/pflag"
 
 	hostingv1alpha1 "github.com/msp-dev/msp/apis/hosting/v1alpha1"
+	"github.com/msp-dev/msp/app/servicelet"
 	"github.com/msp-dev/msp/sdk/capability"
-	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 // Kinds are the provider's capability kinds.

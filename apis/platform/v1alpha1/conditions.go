@@ -68,6 +68,15 @@ const (
 	ReasonRuntimeUnavailable = "RuntimeUnavailable"
 )
 
+// Reasons of a runtime class's Ready condition.
+const (
+	// ReasonDriverAvailable: the coordinator runs the class's procurement driver.
+	ReasonDriverAvailable = "DriverAvailable"
+	// ReasonDriverUnavailable: the coordinator runs no procurement driver of the class's
+	// name; nothing of the class is ordered or removed.
+	ReasonDriverUnavailable = "DriverUnavailable"
+)
+
 // Well-known labels, annotations and finalizers.
 const (
 	// LabelRuntime carries the same value as spec.runtimeName. The scheduler sets it

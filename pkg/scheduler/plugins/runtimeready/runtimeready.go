@@ -35,6 +35,18 @@ const (
 // before the runtimes are (see Late).
 const DefaultLagTolerance = 5 * time.Minute
 
+// LagTolerance applies the default of an option: 0 is DefaultLagTolerance, negative is
+// never (0).
+func LagTolerance(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultLagTolerance
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 // Late reports whether the servicelet that last reported at hb has gone silent at now.
 // newest is the freshest heartbeat of any runtime the caller knows (zero: unknown).
 //

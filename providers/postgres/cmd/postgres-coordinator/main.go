@@ -4,8 +4,8 @@
 package main
 
 import (
+	"github.com/msp-dev/msp/app/coordinator"
 	"github.com/msp-dev/msp/providers/postgres"
-	"github.com/msp-dev/msp/sdk/coordinator"
 )
 
 func main() { coordinator.Main(postgres.Coordinator()) }

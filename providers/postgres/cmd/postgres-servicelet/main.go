@@ -3,8 +3,8 @@
 package main
 
 import (
+	"github.com/msp-dev/msp/app/servicelet"
 	"github.com/msp-dev/msp/providers/postgres"
-	"github.com/msp-dev/msp/sdk/servicelet"
 )
 
 func main() { servicelet.Main(postgres.Servicelet(&postgres.ServiceletOptions{})) }

@@ -1,9 +1,12 @@
-package coordinator
+package twin
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,9 +63,9 @@ func TestHeartbeatMonitor(t *testing.T) {
 			for i, rt := range tt.runtimes {
 				objs[i] = rt
 			}
-			c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(objs...).
+			c := fake.NewClientBuilder().WithScheme(scheme()).WithObjects(objs...).
 				WithStatusSubresource(&platformv1alpha1.ServiceRuntime{}).Build()
-			h := &heartbeatMonitor{client: c, timeout: timeout, tolerance: tolerance, now: func() time.Time { return now }}
+			h := &HeartbeatMonitor{Client: c, Timeout: timeout, Tolerance: tolerance, Now: func() time.Time { return now }}
 			res, err := h.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKey{Name: "rt"}})
 			if err != nil {
 				t.Fatal(err)
@@ -83,4 +86,10 @@ func TestHeartbeatMonitor(t *testing.T) {
 			}
 		})
 	}
+}
+
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(platformv1alpha1.AddToScheme(s))
+	return s
 }

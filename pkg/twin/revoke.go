@@ -1,4 +1,4 @@
-package coordinator
+package twin
 
 import (
 	"context"
@@ -18,14 +18,16 @@ import (
 // RevokerControllerName names the controller that revokes a removed runtime's servicelet.
 const RevokerControllerName = "msp-servicelet-revoker"
 
-// revoker deletes the servicelet's ServiceAccount of a ServiceRuntime that was removed:
+// Revoker deletes the servicelet's ServiceAccount of a ServiceRuntime that was removed:
 // removing a runtime revokes its servicelet's credential (the front door then cuts its
 // open watches), whoever issued it.
-type revoker struct {
-	cfg *rest.Config // the provider workspace
+type Revoker struct {
+	// Config addresses the provider workspace.
+	Config *rest.Config
 }
 
-func (r *revoker) setup(mgr ctrl.Manager) error {
+// SetupWithManager adds the revoker to mgr, whose cache holds the provider workspace.
+func (r *Revoker) SetupWithManager(mgr ctrl.Manager) error {
 	onlyDeletes := predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return false },
 		UpdateFunc:  func(event.UpdateEvent) bool { return false },
@@ -39,8 +41,8 @@ func (r *revoker) setup(mgr ctrl.Manager) error {
 }
 
 // Reconcile runs for a deleted runtime only.
-func (r *revoker) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	if err := identity.RevokeServicelet(ctx, r.cfg, req.Name); err != nil {
+func (r *Revoker) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := identity.RevokeServicelet(ctx, r.Config, req.Name); err != nil {
 		return reconcile.Result{}, err
 	}
 	log.FromContext(ctx).Info("runtime removed: its servicelet's credential is revoked", "runtime", req.Name, "serviceAccount", identity.ServiceAccountName(req.Name))

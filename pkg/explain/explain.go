@@ -1,4 +1,7 @@
-package coordinator
+// Package explain is a dry run of a provider's scheduler: what it would do with a
+// capability that is not created, against the runtimes and everything placed on them
+// right now (msp-explain).
+package explain
 
 import (
 	"context"
@@ -18,11 +21,12 @@ import (
 	"github.com/msp-dev/msp/pkg/scheduler"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 	"github.com/msp-dev/msp/pkg/scheduler/plugins"
+	"github.com/msp-dev/msp/pkg/scheduler/plugins/runtimeready"
 	"github.com/msp-dev/msp/sdk/capability"
 )
 
-// ExplainOptions configure a dry run of the scheduler.
-type ExplainOptions struct {
+// Options configure a dry run of the scheduler.
+type Options struct {
 	// Config addresses the provider workspace. Required.
 	Config *rest.Config
 	// Export is the provider's APIExport; EndpointSlice defaults to it.
@@ -51,7 +55,7 @@ type Explanation struct {
 // Explain evaluates doc, a capability that is not created, against the provider's
 // runtimes and everything already placed on them, through every endpoint of the
 // export's virtual workspace. Nothing is written.
-func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstructured) (*Explanation, error) {
+func Explain(ctx context.Context, opts Options, doc *unstructured.Unstructured) (*Explanation, error) {
 	if opts.EndpointSlice == "" {
 		opts.EndpointSlice = opts.Export
 	}
@@ -73,7 +77,7 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 		return nil, fmt.Errorf("APIExport %s does not serve %s", opts.Export, doc.GroupVersionKind().GroupKind())
 	}
 
-	c, err := client.New(opts.Config, client.Options{Scheme: Scheme()})
+	c, err := client.New(opts.Config, client.Options{Scheme: scheduler.Scheme()})
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +134,7 @@ func Explain(ctx context.Context, opts ExplainOptions, doc *unstructured.Unstruc
 	}
 	tenantKey := framework.TenantKey(opts.Cluster, kind.GVK.GroupKind())
 	infos := acct.Snapshot(runtimes, "", tenantKey)
-	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, HeartbeatLagTolerance: lagTolerance(opts.HeartbeatLagTolerance), Weights: opts.Weights})
+	fw, err := plugins.NewFramework(plugins.Options{HeartbeatTimeout: opts.HeartbeatTimeout, HeartbeatLagTolerance: runtimeready.LagTolerance(opts.HeartbeatLagTolerance), Weights: opts.Weights})
 	if err != nil {
 		return nil, err
 	}

@@ -93,7 +93,7 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ScaleDownCooldown, "scale-down-cooldown", o.ScaleDownCooldown, "Least time between two removals of runtimes of one class.")
 	fs.StringVar(&o.LocalDir, "local-runtimes-dir", o.LocalDir, "Enables the local procurement driver: each ordered runtime is a servicelet of the provider on this machine that runs its runtime itself (a folder each, in this one).")
 	fs.StringVar(&o.LocalDriver, "local-servicelet-driver", o.LocalDriver, "Servicelets of the local runtimes: provider (the provider's own, running its runtime) or test (msp-servicelet with the test driver: a capability is a file).")
-	fs.StringSliceVar(&o.LocalArgs, "local-servicelet-arg", o.LocalArgs, "Extra flag for the local and cascaded runtimes' servicelets; repeatable.")
+	fs.StringArrayVar(&o.LocalArgs, "local-servicelet-arg", o.LocalArgs, "Extra flag for the local and cascaded runtimes' servicelets, as it is (commas included); repeatable.")
 	fs.StringVar(&o.CascadingDir, "cascading-runtimes-dir", o.CascadingDir, "Enables the cascading procurement driver: runtimes are ordered as capabilities of another provider (the class's spec.driver.parameters name the kind; the provider workspace binds that provider's export); their access and servicelet logs are kept in this folder.")
 	fs.StringVar(&o.FrontDoorURL, "servicelet-frontdoor-url", o.FrontDoorURL, "The provider's front door, which the servicelets of ordered runtimes dial (they never get the coordinator's credential). Required with a procurement driver.")
 	fs.StringVar(&o.FrontDoorCAFile, "servicelet-frontdoor-ca-file", o.FrontDoorCAFile, "CA bundle the front door's serving certificate is checked against.")

@@ -1,11 +1,13 @@
-package servicelet
+// Package launch describes how msp's components are started, for whoever starts one
+// (the runtime manager's procurement drivers, msp-local, the bench, tests): typed
+// options whose Args render the command line that the component's Main parses
+// (app/servicelet, app/coordinator), so that no launcher spells the flags by hand.
+package launch
 
 import "time"
 
-// Args are the common flags of a servicelet, for whoever starts one (the runtime
-// manager's procurement drivers, msp-local, tests): Strings renders them as the command
-// line Main parses, so that no launcher spells the flags by hand.
-type Args struct {
+// Servicelet are the common flags of a servicelet (app/servicelet.Main).
+type Servicelet struct {
 	// Kubeconfig, Workspace, Export and Runtime: --kubeconfig, --workspace, --export and
 	// --runtime. Empty ones are left out (the binary's defaults apply).
 	Kubeconfig, Workspace, Export, Runtime string
@@ -28,8 +30,8 @@ type Registration struct {
 	Capacity string
 }
 
-// Strings returns the command line.
-func (a Args) Strings() []string {
+// Args returns the command line.
+func (a Servicelet) Args() []string {
 	var out []string
 	add := func(flag, value string) {
 		if value != "" {
