@@ -57,7 +57,7 @@ $(KUBECTL): hack/tools/kubectl/go.mod hack/tools/kubectl/go.sum
 
 ##@ Code generation
 
-API_GROUPS := platform postgres hosting
+API_GROUPS := platform onboarding postgres hosting
 
 .PHONY: codegen
 # The CRDs' descriptions are the Go doc comments with their line breaks; hack/crd-descriptions

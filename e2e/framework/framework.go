@@ -28,6 +28,8 @@ type Env struct {
 	Bin string
 	// Bootstrap is what the first bootstrap run applied.
 	Bootstrap bootstrap.Result
+	// ProvidersLog is the log of msp-providers, the provider controller.
+	ProvidersLog string
 }
 
 var env *Env
@@ -86,8 +88,21 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: bootstrap:", err)
 		return 1
 	}
+	// The platform's provider controller, with its own identity; the PostgreSQL provider
+	// joins through it as any provider does (tenants of the tenant WorkspaceType get its
+	// API by default), without a front door or coordinator: tests start their own.
+	providers, err := startProviders(server, bin, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: msp-providers:", err)
+		return 1
+	}
+	defer providers.Stop(10 * time.Second)
+	if err := registerPlatformPostgres(ctx, cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: registering the postgres provider: %v (log: %s)\n", err, filepath.Join(dir, "msp-providers.log"))
+		return 1
+	}
 	fmt.Printf("e2e: kcp at %s ready and bootstrapped in %s (data: %s)\n", server.URL(), time.Since(start).Round(time.Second), dir)
-	env = &Env{Server: server, Config: cfg, Bin: bin, Bootstrap: res}
+	env = &Env{Server: server, Config: cfg, Bin: bin, Bootstrap: res, ProvidersLog: filepath.Join(dir, "msp-providers.log")}
 	defer func() { env.Server.Stop() }()
 	return m.Run()
 }

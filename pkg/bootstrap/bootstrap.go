@@ -24,11 +24,11 @@ import (
 // FieldManager is the server-side apply field manager of the bootstrap.
 const FieldManager = "msp-bootstrap"
 
-// DefaultExports maps a workspace path to the API group whose generated
-// APIResourceSchemas and APIExport (from package apiexports) are applied there.
-var DefaultExports = map[string]string{
-	"root:platform":           "platform.msp.dev",
-	"root:providers:postgres": "postgres.msp.dev",
+// DefaultExports maps a workspace path to the API groups whose generated
+// APIResourceSchemas and APIExports (from package apiexports) are applied there: the
+// platform's own. Providers publish theirs in the workspaces their ServiceProviders get.
+var DefaultExports = map[string][]string{
+	"root:platform": {"platform.msp.dev", "onboarding.msp.dev"},
 }
 
 // Options configure a bootstrap run. Zero values take the documented defaults.
@@ -41,9 +41,9 @@ type Options struct {
 	// Defaults to workspaces.Tree.
 	Tree fs.FS
 
-	// Exports maps a workspace path to an API group folder of ExportsFS whose objects
+	// Exports maps a workspace path to API group folders of ExportsFS whose objects
 	// are applied in that workspace. Defaults to DefaultExports.
-	Exports map[string]string
+	Exports map[string][]string
 
 	// ExportsFS holds one folder per API group. Defaults to apiexports.FS.
 	ExportsFS fs.FS
@@ -180,7 +180,7 @@ func (b *bootstrapper) workspace(ctx context.Context, wsPath, dir string) error 
 	if err != nil {
 		return err
 	}
-	if group, ok := b.opts.Exports[wsPath]; ok {
+	for _, group := range b.opts.Exports[wsPath] {
 		exportObjs, err := readManifests(b.opts.ExportsFS, group)
 		if err != nil {
 			return fmt.Errorf("failed to read APIExport %s for %s: %w", group, wsPath, err)

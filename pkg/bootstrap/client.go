@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -102,11 +104,20 @@ func (w *workspaceClient) apply(ctx context.Context, obj *unstructured.Unstructu
 	switch {
 	case !exists:
 		return Created, nil
-	case before.GetResourceVersion() != after.GetResourceVersion():
+	case before.GetResourceVersion() != after.GetResourceVersion() && !apiequality.Semantic.DeepEqual(content(before), content(after)):
 		return Updated, nil
 	default:
 		return Unchanged, nil
 	}
+}
+
+// content is an object without what every write changes: kcp bumps the resourceVersion
+// of some RBAC objects on a server-side apply that changes nothing in them.
+func content(u *unstructured.Unstructured) map[string]any {
+	c := u.DeepCopy()
+	unstructured.RemoveNestedField(c.Object, "metadata", "resourceVersion")
+	unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
+	return c.Object
 }
 
 func (w *workspaceClient) get(ctx context.Context, obj *unstructured.Unstructured, timeout, interval time.Duration) (*unstructured.Unstructured, error) {

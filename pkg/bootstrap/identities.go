@@ -76,8 +76,25 @@ type ProviderOptions struct {
 // provider workspace (and nowhere else), installs the admission webhook that keeps
 // servicelets and tenants to their fields, and writes the two identities' kubeconfigs and
 // the front door's serving certificate into opts.Dir. Issuing again renews the
-// certificates.
+// certificates. A provider registered with a ServiceProvider needs only the
+// credentials (IssueProviderCredentials): msp-providers grants the rest.
 func IssueProvider(ctx context.Context, o Options, ca *identity.CA, opts ProviderOptions) (ProviderIdentities, error) {
+	out, err := IssueProviderCredentials(ca, opts)
+	if err != nil {
+		return out, err
+	}
+	objs := ProviderRBAC(opts.Workspace, opts.Export, opts.OrdersFrom)
+	objs = append(objs, AdmissionWebhook(opts.Export, out.FrontDoorURL+AdmissionPath, ca.CertPEM(), identity.CoordinatorUser(opts.Workspace)))
+	if _, err := Apply(ctx, o, opts.Workspace, objs...); err != nil {
+		return out, fmt.Errorf("failed to grant the identities of %s: %w", opts.Workspace, err)
+	}
+	return out, nil
+}
+
+// IssueProviderCredentials writes the provider's coordinator's and front door's
+// kubeconfigs (client certificates of msp's CA) and the front door's serving certificate
+// into opts.Dir; it does not talk to kcp.
+func IssueProviderCredentials(ca *identity.CA, opts ProviderOptions) (ProviderIdentities, error) {
 	out := ProviderIdentities{
 		CoordinatorKubeconfig: filepath.Join(opts.Dir, "coordinator.kubeconfig"),
 		FrontDoorKubeconfig:   filepath.Join(opts.Dir, "frontdoor.kubeconfig"),
@@ -91,21 +108,11 @@ func IssueProvider(ctx context.Context, o Options, ca *identity.CA, opts Provide
 	if err != nil {
 		return out, fmt.Errorf("the front door's address %q: %w", opts.FrontDoorAddr, err)
 	}
-	objs := ProviderRBAC(opts.Workspace, opts.Export, opts.OrdersFrom)
-	objs = append(objs, admissionWebhook(opts.Export, out.FrontDoorURL+AdmissionPath, ca.CertPEM(), identity.CoordinatorUser(opts.Workspace)))
-	if _, err := Apply(ctx, o, opts.Workspace, objs...); err != nil {
-		return out, fmt.Errorf("failed to grant the identities of %s: %w", opts.Workspace, err)
-	}
 	for _, id := range []struct{ user, group, file string }{
 		{identity.CoordinatorUser(opts.Workspace), identity.CoordinatorsGroup, out.CoordinatorKubeconfig},
 		{identity.FrontDoorUser(opts.Workspace), identity.FrontDoorsGroup, out.FrontDoorKubeconfig},
 	} {
-		cert, key, err := ca.IssueClient(id.user, []string{id.group}, identity.ComponentCertLifetime)
-		if err != nil {
-			return out, err
-		}
-		k := identity.Kubeconfig{Server: kcpconfig.BaseURL(opts.Server), CA: opts.KCPCA, ClientCert: cert, ClientKey: key, Name: "kcp"}
-		if err := k.Write(id.file); err != nil {
+		if err := issueKubeconfig(ca, id.user, id.group, opts.Server, opts.KCPCA, id.file); err != nil {
 			return out, err
 		}
 	}
@@ -117,6 +124,21 @@ func IssueProvider(ctx context.Context, o Options, ca *identity.CA, opts Provide
 		return out, err
 	}
 	return out, identity.WriteFileAtomic(out.FrontDoorKey, key)
+}
+
+// IssueProvidersController writes the kubeconfig of msp-providers (user msp:providers;
+// its rights are in the workspace tree) into file.
+func IssueProvidersController(ca *identity.CA, server string, kcpCA []byte, file string) error {
+	return issueKubeconfig(ca, identity.ProvidersUser, identity.PlatformGroup, server, kcpCA, file)
+}
+
+func issueKubeconfig(ca *identity.CA, user, group, server string, kcpCA []byte, file string) error {
+	cert, key, err := ca.IssueClient(user, []string{group}, identity.ComponentCertLifetime)
+	if err != nil {
+		return err
+	}
+	k := identity.Kubeconfig{Server: kcpconfig.BaseURL(server), CA: kcpCA, ClientCert: cert, ClientKey: key, Name: "kcp"}
+	return k.Write(file)
 }
 
 // ProviderRBAC are the ClusterRoles and bindings of a provider's coordinator and front
@@ -214,10 +236,13 @@ func binding(name, user string) *unstructured.Unstructured {
 	}}
 }
 
-// admissionWebhook is the provider workspace's ValidatingWebhookConfiguration that sends
+// AdmissionWebhookName names the provider workspace's ValidatingWebhookConfiguration.
+const AdmissionWebhookName = "capabilities.platform.msp.dev"
+
+// AdmissionWebhook is the provider workspace's ValidatingWebhookConfiguration that sends
 // writes of the export's kinds (its name is their API group) to the front door.
-func admissionWebhook(export, url string, ca []byte, coordinatorUser string) *unstructured.Unstructured {
-	vwc := admission.WebhookConfiguration("capabilities.platform.msp.dev", export, url, ca, coordinatorUser)
+func AdmissionWebhook(export, url string, ca []byte, coordinatorUser string) *unstructured.Unstructured {
+	vwc := admission.WebhookConfiguration(AdmissionWebhookName, export, url, ca, coordinatorUser)
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vwc)
 	if err != nil {
 		panic(err) // a typed object always converts

@@ -127,20 +127,22 @@ func TestEmbeddedTreeIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for ws, group := range DefaultExports {
-		if !declared[strings.ReplaceAll(ws, ":", "/")] {
-			t.Errorf("export %s goes to %s, which the tree does not declare", group, ws)
-		}
-		objs, err := readManifests(apiexports.FS, group)
-		if err != nil {
-			t.Fatalf("group %s: %v", group, err)
-		}
-		kinds := map[string]int{}
-		for _, o := range objs {
-			kinds[o.GetKind()]++
-		}
-		if kinds["APIExport"] != 1 || kinds["APIResourceSchema"] == 0 {
-			t.Errorf("group %s has %v, want one APIExport and at least one APIResourceSchema", group, kinds)
+	for ws, groups := range DefaultExports {
+		for _, group := range groups {
+			if !declared[strings.ReplaceAll(ws, ":", "/")] {
+				t.Errorf("export %s goes to %s, which the tree does not declare", group, ws)
+			}
+			objs, err := readManifests(apiexports.FS, group)
+			if err != nil {
+				t.Fatalf("group %s: %v", group, err)
+			}
+			kinds := map[string]int{}
+			for _, o := range objs {
+				kinds[o.GetKind()]++
+			}
+			if kinds["APIExport"] != 1 || kinds["APIResourceSchema"] == 0 {
+				t.Errorf("group %s has %v, want one APIExport and at least one APIResourceSchema", group, kinds)
+			}
 		}
 	}
 }

@@ -22,6 +22,10 @@ const (
 	// front doors; the rights are granted per user, in that provider's workspace only.
 	CoordinatorsGroup = "msp:coordinators"
 	FrontDoorsGroup   = "msp:frontdoors"
+	// ProvidersUser is msp-providers, the platform's provider controller, in the group
+	// PlatformGroup of the platform's own components.
+	ProvidersUser = "msp:providers"
+	PlatformGroup = "msp:platform"
 	// ServiceletNamespace holds the servicelets' ServiceAccounts in a provider workspace.
 	ServiceletNamespace = "default"
 	// DefaultAudience is the audience of servicelet tokens: the front door's, not kcp's.
