@@ -36,6 +36,17 @@ func (r *Reconciler) delete(ctx context.Context, sp *onboardingv1alpha1.ServiceP
 		r.Recorder.Eventf(sp, "Normal", "Orphaned", "deletion policy Orphan: %s, its export %s and the tenants' bindings stay; the platform no longer manages them", ProviderWorkspace(sp.Name), sp.Spec.Export)
 		return ctrl.Result{}, r.release(ctx, sp)
 	}
+	workspaces := r.in(ProvidersWorkspace).Resource(gvrWorkspace)
+	ws, err := workspaces.Get(ctx, sp.Name, metav1.GetOptions{})
+	switch {
+	case isNotFound(err):
+		r.Recorder.Eventf(sp, "Normal", "Deleted", "deletion policy Delete: removed the tenants' bindings of %s and %s", sp.Spec.Export, ProviderWorkspace(sp.Name))
+		return ctrl.Result{}, r.release(ctx, sp)
+	case err != nil:
+		return ctrl.Result{}, err
+	case !ws.GetDeletionTimestamp().IsZero():
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	orig := sp.DeepCopy()
 	held, err := r.remaining(ctx, sp)
 	if err != nil {
@@ -57,17 +68,10 @@ func (r *Reconciler) delete(ctx context.Context, sp *onboardingv1alpha1.ServiceP
 	if err := r.unbindTenants(ctx, sp); err != nil {
 		return ctrl.Result{}, err
 	}
-	workspaces := r.in(ProvidersWorkspace).Resource(gvrWorkspace)
-	if _, err := workspaces.Get(ctx, sp.Name, metav1.GetOptions{}); err == nil {
-		if err := workspaces.Delete(ctx, sp.Name, deleteOpts); err != nil && !isNotFound(err) {
-			return ctrl.Result{}, fmt.Errorf("failed to delete %s: %w", ProviderWorkspace(sp.Name), err)
-		}
-		return ctrl.Result{RequeueAfter: time.Second}, nil
-	} else if !isNotFound(err) {
-		return ctrl.Result{}, err
+	if err := workspaces.Delete(ctx, sp.Name, deleteOpts); err != nil && !isNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to delete %s: %w", ProviderWorkspace(sp.Name), err)
 	}
-	r.Recorder.Eventf(sp, "Normal", "Deleted", "deletion policy Delete: removed the tenants' bindings of %s and %s", sp.Spec.Export, ProviderWorkspace(sp.Name))
-	return ctrl.Result{}, r.release(ctx, sp)
+	return ctrl.Result{RequeueAfter: time.Second}, nil
 }
 
 func (r *Reconciler) release(ctx context.Context, sp *onboardingv1alpha1.ServiceProvider) error {
