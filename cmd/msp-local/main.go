@@ -20,9 +20,10 @@ import (
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/launcher"
-	"github.com/msp-dev/msp/sdk/launch"
+	"github.com/msp-dev/msp/pkg/onboarding"
 )
 
 func main() {
@@ -83,57 +84,34 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		return err
 	}
 
-	// The postgres provider's identities: the coordinator's and the front door's
-	// certificates, the front door's admission webhook; only this process, the bootstrap,
-	// holds an admin credential.
-	ids, err := issueProvider(ctx, server, cfg, opts.Home)
+	// msp-providers, the provider controller, with its own identity; then each of msp's
+	// providers joins through a ServiceProvider, as any provider team would.
+	providersKubeconfig := filepath.Join(opts.Home, "identities", "msp-providers.kubeconfig")
+	if err := issueProvidersController(server, providersKubeconfig); err != nil {
+		return err
+	}
+	controller, err := startProcess(opts.Home, "msp-providers", "msp-providers", "--kubeconfig", providersKubeconfig)
 	if err != nil {
 		return err
 	}
-	frontDoor, err := startProcess(opts.Home, "frontdoor", "msp-frontdoor", ids.FrontDoorArgs()...)
-	if err != nil {
-		return err
-	}
-	defer frontDoor.stop()
-	fmt.Printf("Front door of root:providers:postgres on %s (log: %s)\n", ids.FrontDoorURL, frontDoor.log)
-
-	// The postgres provider's coordinator; it talks to kcp only.
-	coordinatorArgs := ids.Coordinator()
-	coordinatorArgs.MetricsAddr = "127.0.0.1:0"
-	coordinator, err := startProcess(opts.Home, "coordinator", "postgres-coordinator", coordinatorArgs.Args()...)
-	if err != nil {
-		return err
-	}
-	defer coordinator.stop()
-	fmt.Printf("Coordinator of root:providers:postgres running (log: %s)\n", coordinator.log)
-
-	// One local runtime per region: a postgres servicelet that runs its PostgreSQL server
-	// itself (--local-server-dir), registered on first start.
-	var servicelets []*process
+	procs := []*process{controller}
 	defer func() {
-		for _, s := range servicelets {
-			s.stop()
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
 		}
 	}()
-	for _, rt := range localRuntimes {
-		dir := filepath.Join(opts.Home, "runtimes", rt.name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		kubeconfig, err := serviceletAccess(ctx, server, cfg, ids, rt.name, dir)
+	for _, lp := range localProviders {
+		started, err := startProvider(ctx, server, cfg, opts.Home, lp)
+		procs = append(procs, started...)
 		if err != nil {
 			return err
 		}
-		s, err := startProcess(opts.Home, "servicelet-"+rt.name, "postgres-servicelet", launch.Servicelet{
-			Kubeconfig: kubeconfig, Workspace: "root:providers:postgres", Export: "postgres.msp.dev", Runtime: rt.name,
-			Register: &launch.Registration{Region: rt.region, Country: rt.country, Zone: rt.region + "-1", Cloud: "local", Capacity: "capabilities=20,storage=20Gi"},
-			Extra:    []string{"--local-server-dir", filepath.Join(dir, "postgres")},
-		}.Args()...)
-		if err != nil {
-			return err
+	}
+	for _, lp := range localProviders {
+		if err := onboarding.WaitCondition(ctx, cfg, lp.name, onboardingv1alpha1.ConditionReady, opts.BootstrapTimeout); err != nil {
+			return fmt.Errorf("%w (logs in %s)", err, filepath.Join(opts.Home, "logs"))
 		}
-		servicelets = append(servicelets, s)
-		fmt.Printf("Runtime %s (%s, %s): PostgreSQL in %s, servicelet log %s\n", rt.name, rt.region, rt.country, filepath.Join(dir, "postgres"), s.log)
+		fmt.Printf("ServiceProvider %s is Ready\n", lp.name)
 	}
 
 	printUsage(opts.Home, time.Since(start))
@@ -147,20 +125,9 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		return nil
 	case <-server.Done():
 		return fmt.Errorf("kcp exited unexpectedly; see %s", filepath.Join(kcpDir, launcher.LogFile))
-	case <-coordinator.done:
-		return fmt.Errorf("the coordinator exited unexpectedly; see %s", coordinator.log)
-	case <-frontDoor.done:
-		return fmt.Errorf("the front door exited unexpectedly; see %s", frontDoor.log)
-	case name := <-exited(servicelets):
+	case name := <-exited(procs):
 		return fmt.Errorf("%s exited unexpectedly; see its log in %s", name, filepath.Join(opts.Home, "logs"))
 	}
-}
-
-// localRuntimes are the runtimes of the embedded default, one per "region".
-var localRuntimes = []struct{ name, region, country string }{
-	{"local-eu-de", "eu-de", "DE"},
-	{"local-eu-fr", "eu-fr", "FR"},
-	{"local-us-east", "us-east", "US"},
 }
 
 // exited reports the name of the first process that exits.
