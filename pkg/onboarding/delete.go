@@ -109,7 +109,12 @@ type Count struct {
 func HeldMessage(counts []Count, paths map[string]string) string {
 	total := 0
 	byPlace := map[string][]string{}
-	for _, c := range counts {
+	sorted := slices.Clone(counts)
+	slices.SortStableFunc(sorted, func(a, b Count) int { return strings.Compare(a.Kind, b.Kind) })
+	for _, c := range sorted {
+		if c.N == 0 {
+			continue
+		}
 		total += c.N
 		where := paths[c.Cluster]
 		if where == "" {
@@ -124,11 +129,15 @@ func HeldMessage(counts []Count, paths map[string]string) string {
 	for _, where := range slices.Sorted(maps.Keys(byPlace)) {
 		parts = append(parts, strings.Join(byPlace[where], ", ")+" in "+where)
 	}
+	// Places apart with semicolons: a place may list several kinds.
+	if len(parts) > 3 {
+		parts = append(parts[:3:3], fmt.Sprintf("%d more places", len(parts)-3))
+	}
 	noun := "capabilities remain"
 	if total == 1 {
 		noun = "capability remains"
 	}
-	return fmt.Sprintf("deletion policy Delete is held: %d %s (%s); delete them, or set spec.deletionPolicy to Orphan to keep them", total, noun, listSome(parts))
+	return fmt.Sprintf("deletion policy Delete is held: %d %s (%s); delete them, or set spec.deletionPolicy to Orphan to keep them", total, noun, strings.Join(parts, "; "))
 }
 
 // countCapabilities lists the export's kinds through its virtual workspace.

@@ -30,7 +30,7 @@ func (r *Reconciler) ensureGrants(ctx context.Context, sp *onboardingv1alpha1.Se
 	}
 	if sp.Spec.Run.FrontDoor == nil {
 		// A front door removed from the spec takes its webhook with it.
-		err := r.in(ws).Resource(gvrOf(bootstrap.AdmissionWebhook(sp.Spec.Export, "https://x", nil, ""))).Delete(ctx, bootstrap.AdmissionWebhookName, deleteOpts)
+		err := r.in(ws).Resource(gvrWebhook).Delete(ctx, bootstrap.AdmissionWebhookName, deleteOpts)
 		if err != nil && !isNotFound(err) {
 			return fmt.Errorf("failed to remove the admission webhook of %s: %w", ws, err)
 		}

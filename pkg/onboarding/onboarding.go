@@ -84,6 +84,7 @@ var (
 	gvrRuntime       = schema.GroupVersionResource{Group: "platform.msp.dev", Version: "v1alpha1", Resource: "serviceruntimes"}
 	gvrRuntimeClass  = schema.GroupVersionResource{Group: "platform.msp.dev", Version: "v1alpha1", Resource: "serviceruntimeclasses"}
 	gvrLease         = schema.GroupVersionResource{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}
+	gvrWebhook       = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
 )
 
 // Reconciler reconciles ServiceProviders.
