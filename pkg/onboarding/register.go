@@ -76,7 +76,9 @@ func WaitCondition(ctx context.Context, cfg *rest.Config, name, condType string,
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		sp, err := Get(ctx, cfg, name)
 		if err != nil {
-			last = err.Error()
+			if ctx.Err() == nil {
+				last = err.Error()
+			}
 			return false, nil
 		}
 		ok, why := ConditionOf(sp, condType)

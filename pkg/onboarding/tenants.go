@@ -227,3 +227,25 @@ func listSome(items []string) string {
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:3], ", "), len(items)-3)
 }
+
+// BindingsGrant is what a tenant workspace carries so that msp-providers may bind
+// providers there: the ClusterRole msp:provider-bindings (APIBindings only) bound to its
+// user. deploy/tenant/rbac-msp-provider-bindings.yaml is the same as a file.
+func BindingsGrant() []*unstructured.Unstructured {
+	role := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+		"metadata": map[string]any{"name": BindingsRole},
+		"rules": []any{
+			map[string]any{"nonResourceURLs": []any{"/"}, "verbs": []any{"access"}},
+			map[string]any{"apiGroups": []any{"apis.kcp.io"}, "resources": []any{"apibindings"},
+				"verbs": []any{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		},
+	}}
+	binding := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+		"metadata": map[string]any{"name": BindingsRole},
+		"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": BindingsRole},
+		"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": User}},
+	}}
+	return []*unstructured.Unstructured{role, binding}
+}
