@@ -4,17 +4,25 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
 	"github.com/msp-dev/msp/e2e/framework"
+	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/conformance"
+	"github.com/msp-dev/msp/pkg/onboarding"
+	"github.com/msp-dev/msp/pkg/pgserver"
 	"github.com/msp-dev/msp/sdk/launch"
 )
 
@@ -36,9 +44,11 @@ func pgServerSample(name string) *unstructured.Unstructured {
 }
 
 // The conformance kit passes against the hosting provider (ASSESS 3 connects to the
-// server it ordered), and fails with a reason against a provider whose driver never
-// reports Ready. Not parallel: it registers hosting.msp.dev, which the lifecycle test
-// binds by default into new tenants.
+// server it ordered) and, through the msp-conformance binary with the provider's own
+// samples and psql check, against the postgres provider; it fails with a reason against
+// a provider whose driver never reports Ready and one whose kind lacks the contract.
+// Not parallel: it registers hosting.msp.dev, which the lifecycle test binds by default
+// into new tenants, and makes the environment's postgres provider OptIn for a while.
 func TestConformance(t *testing.T) {
 	env := framework.Current(t)
 	spec := onboardingv1alpha1.ServiceProviderSpec{
@@ -119,5 +129,156 @@ func TestConformance(t *testing.T) {
 		if !strings.Contains(rep.Table(), "FAIL: provider "+name) || !strings.Contains(string(rep.JUnit()), "<failure") {
 			t.Errorf("the table or the JUnit XML does not say FAIL:\n%s", rep.Table())
 		}
+	})
+
+	t.Run("a kind without spec.runtimeName fails", func(t *testing.T) {
+		name := "conf-nokind-" + fmt.Sprintf("%x", time.Now().UnixNano()&0xffff)
+		objs, err := bootstrap.ExportObjects(nil, "hosting.msp.dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.GetKind() != "APIResourceSchema" {
+				continue
+			}
+			versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+			for _, v := range versions {
+				// Without runtimeName, and without the contract's rules that name it.
+				unstructured.RemoveNestedField(v.(map[string]any), "schema", "properties", "spec", "properties", "runtimeName")
+				unstructured.RemoveNestedField(v.(map[string]any), "schema", "properties", "spec", "x-kubernetes-validations")
+			}
+			if err := unstructured.SetNestedSlice(o.Object, versions, "spec", "versions"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sp := &onboardingv1alpha1.ServiceProvider{Spec: spec}
+		sp.Name, sp.Spec.Export = name, "hosting.msp.dev"
+		operator := env.In(onboarding.PlatformWorkspace).Kubeconfig(t)
+		t.Cleanup(func() {
+			env.Kubectl(t, operator, "", "delete", "serviceprovider", name, "--ignore-not-found", "--wait=false")
+		})
+		rep := conformance.Run(conformance.Options{
+			Config: env.Config, Kubectl: env.KubectlPath(), ServiceProvider: sp, Export: objs,
+			Samples: []*unstructured.Unstructured{pgServerSample("nokind")}, Timeout: 30 * time.Second, KeepProvider: true,
+		})
+		t.Log("\n" + rep.Table())
+		failed := firstFailure(rep)
+		if rep.Passed() || failed == nil || failed.Name != "every kind of the export embeds the capability contract" ||
+			!strings.Contains(failed.Err.Error(), "PostgresServer lacks v1alpha1: spec.runtimeName") {
+			t.Fatalf("the first failure is not the missing spec.runtimeName: %+v", failed)
+		}
+		// The platform says so too, where the provider team looks.
+		framework.Eventually(t, time.Minute, "APIReady=False (ExportInvalid) naming spec.runtimeName", func(ctx context.Context) (bool, string, error) {
+			got := env.ServiceProvider(t, name)
+			c := findCondition(got.Status.Conditions, onboardingv1alpha1.ConditionAPIReady)
+			if c == nil {
+				return false, "no APIReady yet", nil
+			}
+			return c.Reason == onboardingv1alpha1.ReasonExportInvalid && strings.Contains(c.Message, "spec.runtimeName"), c.Reason + ": " + c.Message, nil
+		})
+	})
+
+	t.Run("postgres passes with msp-conformance and its own samples and psql check", func(t *testing.T) {
+		// The environment's postgres provider binds postgres.msp.dev into every new tenant;
+		// the kit refuses to run beside it (a workspace binds one export per API group).
+		name := "conf-postgres-" + fmt.Sprintf("%x", time.Now().UnixNano()&0xffff)
+		p := env.RegisterProvider(t, framework.Registration{Name: name, Group: "postgres.msp.dev", Spec: spec})
+		blocked := conformance.Run(conformance.Options{Config: env.Config, Kubectl: env.KubectlPath(), ServiceProvider: registered(t, env, name),
+			Samples: []*unstructured.Unstructured{}, Timeout: 10 * time.Second, KeepProvider: true})
+		if f := firstFailure(blocked); f == nil || f.Phase != "SETUP" || !strings.Contains(f.Err.Error(), "the ServiceProvider postgres binds postgres.msp.dev into every new tenant by default") {
+			t.Fatalf("beside a Default provider of the same group, the kit does not stop at SETUP saying so: %+v\n%s", f, blocked.Table())
+		}
+		setTenantBinding(t, env, "postgres", onboardingv1alpha1.BindingOptIn)
+		t.Cleanup(func() { setTenantBinding(t, env, "postgres", onboardingv1alpha1.BindingDefault) })
+
+		p.StartCoordinatorWith(t, launch.Coordinator{LeaderElect: true})
+		p.StartPostgresRuntime(t, framework.ServiceletSpec{Runtime: "conf-pg-de", Region: "eu-de", Country: "DE", Capabilities: 10})
+
+		// The provider's shipped ServiceProvider, with this run's name, front door and policies.
+		raw, err := os.ReadFile("../providers/postgres/conformance/serviceprovider.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shipped := &onboardingv1alpha1.ServiceProvider{}
+		if err := yaml.UnmarshalStrict(raw, shipped); err != nil {
+			t.Fatal(err)
+		}
+		have := registered(t, env, name)
+		shipped.Name = name
+		shipped.Spec.Run.FrontDoor = have.Spec.Run.FrontDoor
+		shipped.Spec.Tenants, shipped.Spec.DeletionPolicy = spec.Tenants, spec.DeletionPolicy
+		out, err := yaml.Marshal(shipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		spFile, junit := filepath.Join(dir, "serviceprovider.yaml"), filepath.Join(dir, "junit.xml")
+		if err := os.WriteFile(spFile, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		check, _ := filepath.Abs("../providers/postgres/conformance/check.sh")
+		samples, _ := filepath.Abs("../providers/postgres/conformance/samples")
+		pgBin, err := pgserver.FindBinDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(filepath.Join(env.Bin, "msp-conformance"), "--kubeconfig", env.Kubeconfig(), "--kubectl", env.KubectlPath(),
+			"--service-provider", spFile, "--samples", samples, "--check", "sh "+check, "--junit", junit, "--timeout", "2m")
+		cmd.Env = append(os.Environ(), "PSQL="+filepath.Join(pgBin, "psql"))
+		table, err := cmd.CombinedOutput()
+		t.Logf("msp-conformance:\n%s", table)
+		if err != nil {
+			t.Fatalf("msp-conformance failed against the postgres provider: %v", err)
+		}
+		for _, want := range []string{"PASS: provider " + name, "ASSESS 3", "deletionPolicy Orphan leaves its thing in place", "ObserveOnly adopts the orphaned thing"} {
+			if !strings.Contains(string(table), want) {
+				t.Errorf("the table does not show %q", want)
+			}
+		}
+		if raw, _ := os.ReadFile(junit); !strings.Contains(string(raw), `failures="0"`) {
+			t.Errorf("JUnit XML does not report a pass:\n%s", raw)
+		}
+	})
+}
+
+func firstFailure(rep conformance.Report) *conformance.Step {
+	for i := range rep.Steps {
+		if rep.Steps[i].Err != nil {
+			return &rep.Steps[i]
+		}
+	}
+	return nil
+}
+
+func findCondition(conds []metav1.Condition, condType string) *metav1.Condition {
+	for i := range conds {
+		if conds[i].Type == condType {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+var gvrWorkspaceType = schema.GroupVersionResource{Group: "tenancy.kcp.io", Version: "v1alpha1", Resource: "workspacetypes"}
+
+// setTenantBinding patches a ServiceProvider's spec.tenants.binding and waits until the
+// tenant WorkspaceType's default bindings follow.
+func setTenantBinding(t *testing.T, env *framework.Env, name string, binding onboardingv1alpha1.TenantBinding) {
+	t.Helper()
+	operator := env.In(onboarding.PlatformWorkspace).Kubeconfig(t)
+	env.MustKubectl(t, operator, "", "patch", "serviceprovider", name, "--type", "merge", "-p", fmt.Sprintf(`{"spec":{"tenants":{"binding":%q}}}`, binding))
+	want := binding == onboardingv1alpha1.BindingDefault
+	framework.Eventually(t, time.Minute, fmt.Sprintf("the tenant WorkspaceType to follow %s's binding %s", name, binding), func(ctx context.Context) (bool, string, error) {
+		wt, err := env.In(onboarding.PlatformWorkspace).Dynamic.Resource(gvrWorkspaceType).Get(ctx, onboarding.TenantType, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		defaults, _, _ := unstructured.NestedSlice(wt.Object, "spec", "defaultAPIBindings")
+		var paths []string
+		for _, d := range defaults {
+			path, _ := d.(map[string]any)["path"].(string)
+			paths = append(paths, path)
+		}
+		return slices.Contains(paths, onboarding.ProviderWorkspace(name)) == want, fmt.Sprint(paths), nil
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,6 +92,10 @@ type runner struct {
 	failed  bool
 	tenant  string
 	tenantK string
+	// applied: the run applied the ServiceProvider (TEARDOWN deletes it if ASSESS 4 did not).
+	applied bool
+	// granted are RBAC objects the run made in the provider workspace.
+	granted []*unstructured.Unstructured
 }
 
 func (r *runner) step(phase, name string, fn func(ctx context.Context) error) bool {
@@ -146,8 +151,31 @@ func Run(o Options) Report {
 			return true, "", nil
 		})
 	})
+	r.step("SETUP", "no other ServiceProvider binds "+sp.Spec.Export+" into new tenants by default", func(ctx context.Context) error {
+		return r.noOtherDefault(ctx)
+	})
 	r.step("ASSESS 1", "the ServiceProvider is applied and its export published", func(ctx context.Context) error {
-		return onboarding.Register(ctx, r.o.Config, sp, r.o.Export, r.o.Timeout)
+		o := bootstrap.Options{Config: r.o.Config, Timeout: r.o.Timeout}
+		if _, err := bootstrap.Apply(ctx, o, onboarding.PlatformWorkspace, onboarding.Unstructured(sp)); err != nil {
+			return err
+		}
+		r.applied = true
+		if err := onboarding.WaitWorkspace(ctx, r.o.Config, sp.Name, r.o.Timeout); err != nil {
+			return err
+		}
+		if len(r.o.Export) == 0 {
+			return nil
+		}
+		if _, err := bootstrap.Apply(ctx, o, onboarding.ProviderWorkspace(sp.Name), r.o.Export...); err != nil {
+			return fmt.Errorf("failed to publish the export: %w", err)
+		}
+		return nil
+	})
+	r.step("ASSESS 1", "every kind of the export embeds the capability contract", func(ctx context.Context) error {
+		return r.contract(ctx)
+	})
+	r.step("ASSESS 1", "the ServiceProvider reports APIReady", func(ctx context.Context) error {
+		return onboarding.WaitCondition(ctx, r.o.Config, sp.Name, onboardingv1alpha1.ConditionAPIReady, r.o.Timeout)
 	})
 	// The tenant comes first: a provider's front door serves its servicelets only once a
 	// workspace binds the export (kcp's virtual workspace has nothing to list before).
@@ -158,12 +186,34 @@ func Run(o Options) Report {
 	for _, sample := range o.Samples {
 		r.assessSample(sample)
 	}
+	deleted := false
 	if !o.KeepProvider {
-		r.step("ASSESS 4", fmt.Sprintf("deleting the ServiceProvider carries out its deletion policy (%s)", policyOf(sp)), func(ctx context.Context) error {
+		deleted = r.step("ASSESS 4", fmt.Sprintf("deleting the ServiceProvider carries out its deletion policy (%s)", policyOf(sp)), func(ctx context.Context) error {
 			return r.deleteProvider(ctx)
 		})
 	}
 	r.failed = false
+	if r.applied && !deleted && !o.KeepProvider {
+		r.step("TEARDOWN", "the ServiceProvider is deleted", func(ctx context.Context) error {
+			err := r.dyn(onboarding.PlatformWorkspace).Resource(onboardingv1alpha1.SchemeGroupVersion.WithResource("serviceproviders")).Delete(ctx, sp.Name, metav1.DeleteOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		})
+	}
+	if len(r.granted) > 0 && (!deleted || policyOf(sp) == onboardingv1alpha1.DeletionOrphan) {
+		r.step("TEARDOWN", "the test tenant's leave to use runtimes is taken back", func(ctx context.Context) error {
+			var errs []error
+			for _, g := range r.granted {
+				gvr := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: strings.ToLower(g.GetKind()) + "s"}
+				if err := r.dyn(onboarding.ProviderWorkspace(sp.Name)).Resource(gvr).Delete(ctx, g.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		})
+	}
 	r.step("TEARDOWN", "the test tenant is removed", func(ctx context.Context) error {
 		if r.tenant == "" {
 			return nil
@@ -194,7 +244,9 @@ func (r *runner) poll(ctx context.Context, cond func(ctx context.Context) (bool,
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, r.o.Timeout, true, func(ctx context.Context) (bool, error) {
 		ok, why, err := cond(ctx)
-		if ctx.Err() == nil { // a request cut by the deadline says nothing about the state
+		// A request cut by the deadline (or refused by the client's rate limiter because
+		// it would be) says nothing about the state: keep the last real answer.
+		if dl, ok := ctx.Deadline(); ctx.Err() == nil && (!ok || time.Until(dl) > time.Second) {
 			last = why
 		}
 		return ok, err
@@ -283,6 +335,64 @@ func (r *runner) newTenant(ctx context.Context) error {
 		}
 		return false, "no binding of " + provider + " in " + path, nil
 	})
+}
+
+// noOtherDefault refuses to go on when another ServiceProvider binds the same export name
+// (an API group) into new tenants by default: the test tenant would bind that one, and
+// could not bind the provider under test (a workspace binds one export per API group).
+func (r *runner) noOtherDefault(ctx context.Context) error {
+	sp := r.o.ServiceProvider
+	list, err := r.dyn(onboarding.PlatformWorkspace).Resource(onboardingv1alpha1.SchemeGroupVersion.WithResource("serviceproviders")).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, item := range list.Items {
+		export, _, _ := unstructured.NestedString(item.Object, "spec", "export")
+		binding, _, _ := unstructured.NestedString(item.Object, "spec", "tenants", "binding")
+		if item.GetName() == sp.Name || export != sp.Spec.Export || binding == string(onboardingv1alpha1.BindingOptIn) || item.GetDeletionTimestamp() != nil {
+			continue
+		}
+		return fmt.Errorf("the ServiceProvider %s binds %s into every new tenant by default, so the test tenant could not bind %s's (a workspace binds one export per API group): run the kit where %s is OptIn or not registered", item.GetName(), export, sp.Name, item.GetName())
+	}
+	return nil
+}
+
+// contract checks that every kind the provider's APIExport serves embeds the capability
+// contract, reading its APIResourceSchemas in the provider workspace.
+func (r *runner) contract(ctx context.Context) error {
+	ws := onboarding.ProviderWorkspace(r.o.ServiceProvider.Name)
+	var ex *unstructured.Unstructured
+	if err := r.poll(ctx, func(ctx context.Context) (bool, string, error) {
+		var err error
+		ex, err = r.dyn(ws).Resource(schema.GroupVersionResource{Group: "apis.kcp.io", Version: "v1alpha2", Resource: "apiexports"}).Get(ctx, r.o.ServiceProvider.Spec.Export, metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Sprintf("the APIExport %s in %s: %v", r.o.ServiceProvider.Spec.Export, ws, err), nil
+		}
+		return true, "", nil
+	}); err != nil {
+		return err
+	}
+	resources, _, _ := unstructured.NestedSlice(ex.Object, "spec", "resources")
+	if len(resources) == 0 {
+		return fmt.Errorf("the APIExport %s in %s serves no resources", r.o.ServiceProvider.Spec.Export, ws)
+	}
+	var problems []string
+	for _, res := range resources {
+		m, _ := res.(map[string]any)
+		name, _ := m["schema"].(string)
+		sch, err := r.dyn(ws).Resource(schema.GroupVersionResource{Group: "apis.kcp.io", Version: "v1alpha1", Resource: "apiresourceschemas"}).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("the APIResourceSchema %s in %s: %w", name, ws, err)
+		}
+		if gaps := onboarding.ContractGaps(sch); len(gaps) > 0 {
+			kind, _, _ := unstructured.NestedString(sch.Object, "spec", "names", "kind")
+			problems = append(problems, fmt.Sprintf("%s lacks %s", kind, strings.Join(gaps, ", ")))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s: embed platformv1alpha1.CapabilitySpec and CapabilityStatus inline", strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // deleteProvider deletes the ServiceProvider and waits until it is gone and its

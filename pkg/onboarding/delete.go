@@ -29,7 +29,7 @@ func (r *Reconciler) delete(ctx context.Context, sp *onboardingv1alpha1.ServiceP
 		return ctrl.Result{}, nil
 	}
 	// New tenants stop getting the export either way.
-	if err := r.ensureDefaultBindings(ctx); err != nil {
+	if _, err := r.ensureDefaultBindings(ctx, sp); err != nil {
 		return ctrl.Result{}, err
 	}
 	if sp.Spec.DeletionPolicy != onboardingv1alpha1.DeletionDelete {

@@ -63,6 +63,9 @@ func (r *Reconciler) readExport(ctx context.Context, sp *onboardingv1alpha1.Serv
 		group, _, _ := unstructured.NestedString(sch.Object, "spec", "group")
 		plural, _, _ := unstructured.NestedString(sch.Object, "spec", "names", "plural")
 		kind, _, _ := unstructured.NestedString(sch.Object, "spec", "names", "kind")
+		if gaps := ContractGaps(sch); len(gaps) > 0 {
+			return nil, verdict{false, onboardingv1alpha1.ReasonExportInvalid, contractMessage(kind, name, gaps)}, nil
+		}
 		versions, _, _ := unstructured.NestedSlice(sch.Object, "spec", "versions")
 		for _, v := range versions {
 			vm, _ := v.(map[string]any)

@@ -237,10 +237,14 @@ func (r *Reconciler) reconcile(ctx context.Context, sp *onboardingv1alpha1.Servi
 	}
 	sp.Status.IdentityHash = exp.identityHash
 	sp.Status.Resources = exp.resources
-	if err := r.ensureDefaultBindings(ctx); err != nil {
+	shadow, err := r.ensureDefaultBindings(ctx, sp)
+	if err != nil {
 		return verdict{false, onboardingv1alpha1.ReasonBinding, fmt.Sprintf("failed to update the tenant WorkspaceType's default bindings: %v", err)}, notRun, err
 	}
 	api, err = r.bindTenants(ctx, sp, ws, exp)
+	if shadow != "" {
+		api.message += fmt.Sprintf("; new tenants do not get it by default: the ServiceProvider %s, registered earlier, binds %s by default and a workspace binds one export per API group (make one of them OptIn)", shadow, sp.Spec.Export)
+	}
 	run, rerr := r.run(ctx, sp)
 	return api, run, errors.Join(err, rerr)
 }

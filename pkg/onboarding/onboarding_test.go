@@ -120,6 +120,32 @@ func TestDefaultBindingsExportFromSpec(t *testing.T) {
 	}
 }
 
+// Of several providers that bind one API group by default, the oldest is the default
+// (a workspace binds one export per group) and the others are told who shadows them.
+func TestDefaultBindingsOnePerGroup(t *testing.T) {
+	at := func(name string, minute int, binding onboardingv1alpha1.TenantBinding) onboardingv1alpha1.ServiceProvider {
+		p := provider(name, binding)
+		p.Spec.Export = "hosting.msp.dev"
+		p.Status.IdentityHash = "h-" + name
+		p.CreationTimestamp = metav1.Time{Time: time.Date(2026, 1, 1, 0, minute, 0, 0, time.UTC)}
+		return *p
+	}
+	sps := []onboardingv1alpha1.ServiceProvider{at("newer", 5, ""), at("older", 1, onboardingv1alpha1.BindingDefault), at("b-tie", 1, ""), at("optin", 0, onboardingv1alpha1.BindingOptIn)}
+	want := []any{map[string]any{"path": "root:providers:b-tie", "export": "hosting.msp.dev"}}
+	if diff := cmp.Diff(want, DefaultBindings(sps)); diff != "" {
+		t.Errorf("DefaultBindings() mismatch (-want +got):\n%s", diff)
+	}
+	for name, want := range map[string]string{"newer": "b-tie", "older": "b-tie", "b-tie": "", "optin": ""} {
+		for i := range sps {
+			if sps[i].Name == name {
+				if got := ShadowedBy(sps, &sps[i]); got != want {
+					t.Errorf("ShadowedBy(%s) = %q, want %q", name, got, want)
+				}
+			}
+		}
+	}
+}
+
 func TestHeldMessage(t *testing.T) {
 	const tail = "; delete them, or set spec.deletionPolicy to Orphan to keep them"
 	msg := func(s string) string { return "deletion policy Delete is held: " + s + tail }

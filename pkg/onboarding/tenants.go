@@ -18,41 +18,81 @@ var deleteOpts = metav1.DeleteOptions{}
 // ensureDefaultBindings keeps the tenant WorkspaceType's default bindings to the exports
 // of the ServiceProviders that bind by default, are not being deleted and have published
 // their export (a default binding to an export that does not exist would hold every new
-// tenant workspace in its initialization). msp-providers owns that field.
-func (r *Reconciler) ensureDefaultBindings(ctx context.Context) error {
+// tenant workspace in its initialization). msp-providers owns that field. It returns the
+// name of the ServiceProvider that binds sp's export by default in its stead, if any.
+func (r *Reconciler) ensureDefaultBindings(ctx context.Context, sp *onboardingv1alpha1.ServiceProvider) (string, error) {
 	var list onboardingv1alpha1.ServiceProviderList
 	if err := r.Client.List(ctx, &list); err != nil {
-		return err
+		return "", err
+	}
+	for i := range list.Items {
+		if list.Items[i].Name == sp.Name {
+			list.Items[i].Status.IdentityHash = sp.Status.IdentityHash
+		}
 	}
 	want := DefaultBindings(list.Items)
+	shadow := ShadowedBy(list.Items, sp)
 	wt, err := r.in(PlatformWorkspace).Resource(gvrWorkspaceType).Get(ctx, TenantType, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("failed to read the tenant WorkspaceType %s:%s: %w", PlatformWorkspace, TenantType, err)
+		return shadow, fmt.Errorf("failed to read the tenant WorkspaceType %s:%s: %w", PlatformWorkspace, TenantType, err)
 	}
 	have, _, _ := unstructured.NestedSlice(wt.Object, "spec", "defaultAPIBindings")
 	if apiequality.Semantic.DeepEqual(normalize(have), want) {
-		return nil
+		return shadow, nil
 	}
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType",
 		"metadata": map[string]any{"name": TenantType},
 		"spec":     map[string]any{"defaultAPIBindings": want},
 	}}
-	return r.apply(ctx, PlatformWorkspace, gvrWorkspaceType, obj)
+	return shadow, r.apply(ctx, PlatformWorkspace, gvrWorkspaceType, obj)
+}
+
+// bindsByDefault tells whether sp's export belongs in new tenants by default.
+func bindsByDefault(sp *onboardingv1alpha1.ServiceProvider) bool {
+	return sp.DeletionTimestamp.IsZero() && sp.Status.IdentityHash != "" && bindingOf(sp) == onboardingv1alpha1.BindingDefault
+}
+
+// defaultWinners picks, per export name (an API group), the ServiceProvider whose export
+// new tenants bind: a workspace binds one export per API group, so of several that bind
+// one group by default the oldest wins (then the first by name).
+func defaultWinners(sps []onboardingv1alpha1.ServiceProvider) map[string]*onboardingv1alpha1.ServiceProvider {
+	win := map[string]*onboardingv1alpha1.ServiceProvider{}
+	for i := range sps {
+		sp := &sps[i]
+		if !bindsByDefault(sp) {
+			continue
+		}
+		w := win[sp.Spec.Export]
+		if w == nil || sp.CreationTimestamp.Before(&w.CreationTimestamp) ||
+			sp.CreationTimestamp.Equal(&w.CreationTimestamp) && sp.Name < w.Name {
+			win[sp.Spec.Export] = sp
+		}
+	}
+	return win
+}
+
+// ShadowedBy names the ServiceProvider that new tenants bind for sp's export instead of
+// sp ("" when sp's own export is the default, or sp does not bind by default).
+func ShadowedBy(sps []onboardingv1alpha1.ServiceProvider, sp *onboardingv1alpha1.ServiceProvider) string {
+	if bindingOf(sp) != onboardingv1alpha1.BindingDefault {
+		return ""
+	}
+	if w := defaultWinners(sps)[sp.Spec.Export]; w != nil && w.Name != sp.Name {
+		return w.Name
+	}
+	return ""
 }
 
 // DefaultBindings are the tenant WorkspaceType's default bindings for these
-// ServiceProviders, sorted by path.
+// ServiceProviders, one per export name, sorted by path.
 func DefaultBindings(sps []onboardingv1alpha1.ServiceProvider) []any {
 	var paths []string
 	exports := map[string]string{}
-	for _, sp := range sps {
-		if !sp.DeletionTimestamp.IsZero() || sp.Status.IdentityHash == "" || bindingOf(&sp) != onboardingv1alpha1.BindingDefault {
-			continue
-		}
+	for export, sp := range defaultWinners(sps) {
 		p := ProviderWorkspace(sp.Name)
 		paths = append(paths, p)
-		exports[p] = sp.Spec.Export
+		exports[p] = export
 	}
 	slices.Sort(paths)
 	out := []any{}
