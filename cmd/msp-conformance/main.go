@@ -8,20 +8,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
@@ -68,11 +63,11 @@ func run(kubeconfig, spFile, exportDir, samplesPath, check, junit, kubectl strin
 	}
 	var export []*unstructured.Unstructured
 	if exportDir != "" {
-		if export, err = readObjects(exportDir); err != nil {
+		if export, err = conformance.ReadManifests(exportDir); err != nil {
 			return err
 		}
 	}
-	samples, err := readObjects(samplesPath)
+	samples, err := conformance.ReadManifests(samplesPath)
 	if err != nil {
 		return err
 	}
@@ -105,36 +100,4 @@ func run(kubeconfig, spFile, exportDir, samplesPath, check, junit, kubectl strin
 		return fmt.Errorf("provider %s does not conform", sp.Name)
 	}
 	return nil
-}
-
-// readObjects reads the YAML documents of a file, or of every .yaml file of a folder in
-// name order.
-func readObjects(path string) ([]*unstructured.Unstructured, error) {
-	files := []string{path}
-	if st, err := os.Stat(path); err != nil {
-		return nil, err
-	} else if st.IsDir() {
-		files, _ = filepath.Glob(filepath.Join(path, "*.yaml"))
-		sort.Strings(files)
-	}
-	var out []*unstructured.Unstructured
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-		for {
-			obj := map[string]any{}
-			if err := dec.Decode(&obj); err == io.EOF {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
-			}
-			if len(obj) > 0 {
-				out = append(out, &unstructured.Unstructured{Object: obj})
-			}
-		}
-	}
-	return out, nil
 }

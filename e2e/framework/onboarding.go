@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,12 @@ func registerPlatformPostgres(ctx context.Context, cfg *rest.Config) error {
 	sp := &onboardingv1alpha1.ServiceProvider{Spec: onboardingv1alpha1.ServiceProviderSpec{Export: "postgres.msp.dev"}}
 	sp.Name = "postgres"
 	return onboarding.Register(ctx, cfg, sp, objs, 2*time.Minute)
+}
+
+// ExportObjects reads a provider module's generated APIResourceSchemas and APIExport
+// (the folder named after the group in fsys), for Registration.Objects.
+func ExportObjects(fsys fs.FS, group string) ([]*unstructured.Unstructured, error) {
+	return bootstrap.ExportObjects(fsys, group)
 }
 
 // Registration is what RegisterProvider registers.

@@ -235,7 +235,7 @@ func (p *Provider) StartCoordinatorWith(t testing.TB, opts launch.Coordinator) *
 	// Extra flags for every coordinator, e.g. MSP_E2E_COORDINATOR_ARGS=--pprof-bind-address=127.0.0.1:6060
 	c.Extra = append(opts.Extra, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
 	co := &Coordinator{
-		process:     startProcess(t, filepath.Join(p.env.Bin, p.Coordinator), filepath.Join(dir, fmt.Sprintf("coordinator-%d.log", port)), c.Args()...),
+		process:     startProcess(t, p.coordinatorBinary(), filepath.Join(dir, fmt.Sprintf("coordinator-%d.log", port)), c.Args()...),
 		MetricsAddr: metrics,
 	}
 	t.Cleanup(func() {
@@ -243,6 +243,15 @@ func (p *Provider) StartCoordinatorWith(t testing.TB, opts launch.Coordinator) *
 		co.logTail(t, "the coordinator")
 	})
 	return co
+}
+
+// coordinatorBinary is the coordinator's executable: Coordinator from the bin folder,
+// or as it is when it is an absolute path (a provider module's own build).
+func (p *Provider) coordinatorBinary() string {
+	if filepath.IsAbs(p.Coordinator) {
+		return p.Coordinator
+	}
+	return filepath.Join(p.env.Bin, p.Coordinator)
 }
 
 func waitServed(t testing.TB, ws *Workspace, gv string) {
