@@ -193,6 +193,12 @@ func TestConformance(t *testing.T) {
 
 		p.StartCoordinatorWith(t, launch.Coordinator{LeaderElect: true})
 		p.StartPostgresRuntime(t, framework.ServiceletSpec{Runtime: "conf-pg-de", Region: "eu-de", Country: "DE", Capabilities: 10})
+		// Run is Ready before any tenant binds the export (OptIn, nobody opted in): a
+		// servicelet with nothing to serve still reports its runtime usable.
+		sp := env.WaitServiceProvider(t, name, onboardingv1alpha1.ConditionRunReady, true, "", 2*time.Minute)
+		if sp.Status.Tenants.Bound != 0 {
+			t.Errorf("%d tenants bind %s before the conformance run, want none", sp.Status.Tenants.Bound, name)
+		}
 
 		// The provider's shipped ServiceProvider, with this run's name, front door and policies.
 		raw, err := os.ReadFile("../providers/postgres/conformance/serviceprovider.yaml")

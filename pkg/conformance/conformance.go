@@ -177,8 +177,8 @@ func Run(o Options) Report {
 	r.step("ASSESS 1", "the ServiceProvider reports APIReady", func(ctx context.Context) error {
 		return onboarding.WaitCondition(ctx, r.o.Config, sp.Name, onboardingv1alpha1.ConditionAPIReady, r.o.Timeout)
 	})
-	// The tenant comes first: a provider's front door serves its servicelets only once a
-	// workspace binds the export (kcp's virtual workspace has nothing to list before).
+	// The tenant before Ready: a provider that only now publishes its export has its
+	// first binding here, and its runtimes Ready with or without it.
 	r.step("ASSESS 1", "a new tenant gets the provider's API", func(ctx context.Context) error { return r.newTenant(ctx) })
 	r.step("ASSESS 1", "the ServiceProvider is Ready (API and Run)", func(ctx context.Context) error {
 		return onboarding.WaitCondition(ctx, r.o.Config, sp.Name, onboardingv1alpha1.ConditionReady, r.o.Timeout)

@@ -54,6 +54,10 @@ type Source struct {
 
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
+	// sliceRead: the last read of the endpoint slice succeeded. A slice read with no
+	// endpoints means no workspace binds the export yet: nothing to serve, and nothing
+	// missing either.
+	sliceRead bool
 }
 
 type endpoint struct {
@@ -97,10 +101,13 @@ func (s *Source) Start(ctx context.Context) error {
 		slice, err := dyn.Resource(sliceGVR).Get(ctx, s.slice, metav1.GetOptions{})
 		if err != nil {
 			logger.V(1).Info("cannot read the endpoint slice yet", "slice", s.slice, "err", err.Error())
+			s.setSliceRead(false)
 		} else if urls, err := mcprovider.DefaultExtractURLsFromEndpointSlice(slice); err != nil {
 			logger.Info("the endpoint slice's endpoints cannot be read; keeping the known ones", "slice", s.slice, "err", err.Error())
+			s.setSliceRead(false)
 		} else {
 			s.sync(ctx, urls)
+			s.setSliceRead(true)
 		}
 		select {
 		case <-ctx.Done():
@@ -307,12 +314,20 @@ func (s *Source) List() []Cached {
 	return out
 }
 
-// Synced reports whether every informer has listed once.
+func (s *Source) setSliceRead(ok bool) {
+	s.mu.Lock()
+	s.sliceRead = ok
+	s.mu.Unlock()
+}
+
+// Synced tells whether the source sees everything assigned to the runtime: every
+// endpoint's informers have synced, or the endpoint slice says that no workspace binds
+// the export (a provider without tenants yet, whose runtimes are still usable).
 func (s *Source) Synced() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.endpoints) == 0 {
-		return false
+		return s.sliceRead
 	}
 	for _, ep := range s.endpoints {
 		for _, inf := range ep.informers {
