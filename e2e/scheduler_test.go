@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +76,27 @@ func waitCondition(t *testing.T, c client.Client, name, condType string, status 
 	return db
 }
 
+// waitAssigned waits until the scheduler has placed the database: its runtimeName, the
+// runtime label and the servicelet's finalizer, which the scheduler writes in one patch
+// (Scheduled=True then comes with the runtime's servicelet's first status write; these
+// tests run no servicelets).
+func waitAssigned(t *testing.T, c client.Client, name string, timeout time.Duration) *postgresv1alpha1.PostgresDatabase {
+	t.Helper()
+	db := &postgresv1alpha1.PostgresDatabase{}
+	framework.Eventually(t, timeout, name+" to be assigned", func(ctx context.Context) (bool, string, error) {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, db); err != nil {
+			return false, "", err
+		}
+		return assigned(db), fmt.Sprintf("runtimeName %q, label %q, finalizers %v", db.Spec.RuntimeName, db.Labels[platformv1alpha1.LabelRuntime], db.Finalizers), nil
+	})
+	return db
+}
+
+func assigned(db *postgresv1alpha1.PostgresDatabase) bool {
+	return db.Spec.RuntimeName != "" && db.Labels[platformv1alpha1.LabelRuntime] == db.Spec.RuntimeName &&
+		slices.Contains(db.Finalizers, platformv1alpha1.FinalizerServicelet)
+}
+
 // Capabilities in three tenant workspaces each land on a runtime that satisfies their
 // constraints; one that nothing satisfies waits with a summary; a runtime that fits,
 // added later, takes it without anyone touching the capability.
@@ -123,15 +145,13 @@ func TestSchedulerPlacesCapabilitiesOfThreeTenants(t *testing.T) {
 		{globex, "premium", []string{"us-2"}},
 		{initech, "prefers-france", []string{"fr-1"}},
 	} {
-		db := waitCondition(t, tc.c, tc.name, platformv1alpha1.ConditionScheduled, metav1.ConditionTrue, time.Minute)
+		db := waitAssigned(t, tc.c, tc.name, time.Minute)
 		if !contains(tc.want, db.Spec.RuntimeName) {
 			t.Errorf("%s landed on %q, want one of %v", tc.name, db.Spec.RuntimeName, tc.want)
 		}
-		if got := db.Labels[platformv1alpha1.LabelRuntime]; got != db.Spec.RuntimeName {
-			t.Errorf("%s: label %s = %q, want %q", tc.name, platformv1alpha1.LabelRuntime, got, db.Spec.RuntimeName)
-		}
-		if db.Status.Location == nil || db.Status.Location.Region == "" {
-			t.Errorf("%s: status.location not reported: %+v", tc.name, db.Status.Location)
+		// Placed without waiting: the scheduler's one write, no status of its own.
+		if cond := meta.FindStatusCondition(db.Status.Conditions, platformv1alpha1.ConditionScheduled); cond != nil {
+			t.Errorf("%s: the scheduler wrote a Scheduled condition for a capability it placed at once: %+v", tc.name, cond)
 		}
 	}
 
@@ -162,9 +182,13 @@ func TestSchedulerPlacesCapabilitiesOfThreeTenants(t *testing.T) {
 	}
 
 	p.AddRuntime(t, framework.RuntimeSpec{Name: "ch-1", Region: "eu-ch", Country: "CH", Capabilities: 10})
+	// It waited: the scheduler says at once that the wait is over, with where it runs.
 	db := waitCondition(t, initech, "in-switzerland", platformv1alpha1.ConditionScheduled, metav1.ConditionTrue, 30*time.Second)
-	if db.Spec.RuntimeName != "ch-1" {
-		t.Errorf("in-switzerland landed on %q, want ch-1", db.Spec.RuntimeName)
+	if db.Spec.RuntimeName != "ch-1" || !assigned(db) {
+		t.Errorf("in-switzerland landed on %q (assigned %v), want ch-1", db.Spec.RuntimeName, assigned(db))
+	}
+	if db.Status.Location == nil || db.Status.Location.Country != "CH" {
+		t.Errorf("in-switzerland: status.location %+v, want CH", db.Status.Location)
 	}
 	if db.Generation != generation+1 {
 		t.Errorf("generation went from %d to %d: only the scheduler's assignment should have changed the spec", generation, db.Generation)
@@ -190,7 +214,7 @@ func TestSchedulerChecksPrefilledRuntime(t *testing.T) {
 	misfit.Spec.RuntimeName = "de-1"
 	create(t, c, valid, unknown, misfit)
 
-	db := waitCondition(t, c, "named-valid", platformv1alpha1.ConditionScheduled, metav1.ConditionTrue, time.Minute)
+	db := waitAssigned(t, c, "named-valid", time.Minute)
 	if db.Spec.RuntimeName != "fr-1" || db.Labels[platformv1alpha1.LabelRuntime] != "fr-1" {
 		t.Errorf("named-valid: runtimeName %q, label %q; want fr-1 for both", db.Spec.RuntimeName, db.Labels[platformv1alpha1.LabelRuntime])
 	}

@@ -453,7 +453,7 @@ func stored(m map[string]float64, typ string) float64 {
 }
 
 // countedResources are what a capability causes kcp to do: the writes kcp stores for
-// the capability (create, assignment, finalizer, status), its connection Secret and its
+// the capability (create, assignment with the finalizer, status), its connection Secret and its
 // events (counted at the storage, so a write through the virtual workspace counts once),
 // and the SubjectAccessReviews kcp makes to authorize each request through the virtual
 // workspace.

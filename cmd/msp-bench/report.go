@@ -43,11 +43,11 @@ func report(o options, r *results) error {
 	}
 	info := func(name, value string) { fmt.Fprintf(&b, "| %s | %s | | |\n", name, value) }
 	row("assignments/s (burst)", fmt.Sprintf("%.0f", r.BurstPerSec), fmt.Sprintf("≥ %.0f", targetThroughput), r.BurstPerSec >= targetThroughput)
-	info("ceiling: plain client-go, create + the scheduler's 2 writes through the virtual workspace", fmt.Sprintf("%.0f/s (%d capabilities, 32 in flight)", r.CeilingPerSec, r.CeilingSample))
+	info("ceiling: plain client-go, create + the scheduler's write through the virtual workspace", fmt.Sprintf("%.0f/s (%d capabilities, 32 in flight)", r.CeilingPerSec, r.CeilingSample))
 	row("ratio to the ceiling", fmt.Sprintf("%.2f", ratio), fmt.Sprintf("≥ %.1f", targetRatio), ratio >= targetRatio)
 	if r.LifecyclePerSec > 0 {
 		info("capabilities Ready/s (burst)", fmt.Sprintf("%.1f", r.BurstReadyPerSec))
-		info("ceiling: plain client-go, create + the scheduler's and the servicelet's 5 writes", fmt.Sprintf("%.0f/s; ratio %.2f", r.LifecyclePerSec, r.BurstReadyPerSec/r.LifecyclePerSec))
+		info("ceiling: plain client-go, create + the scheduler's and the servicelet's 3 writes", fmt.Sprintf("%.0f/s; ratio %.2f", r.LifecyclePerSec, r.BurstReadyPerSec/r.LifecyclePerSec))
 	}
 	info("create→assigned, burst p50 / p90 / p99", fmt.Sprintf("%.0f / %.0f / %.0f ms", r.BurstAssigned.P50, r.BurstAssigned.P90, r.BurstAssigned.P99))
 	row("create→assigned at churn, p99", fmt.Sprintf("%.0f ms (p50 %.0f, p90 %.0f)", r.ChurnAssigned.P99, r.ChurnAssigned.P50, r.ChurnAssigned.P90), fmt.Sprintf("≤ %.0f ms", targetChurnP99), r.ChurnAssigned.P99 <= targetChurnP99)
@@ -70,7 +70,7 @@ func report(o options, r *results) error {
 			"%.1f stored writes (capability %.1f, Secret %.1f, events %.1f), %.1f SubjectAccessReviews",
 			w["capability"]+w["secret"]+w["event"], w["capability"], w["secret"], w["event"], w["subjectaccessreview"]))
 	}
-	info("coordinator writes per decision", fmt.Sprintf("%.2f (the assignment patch and the status apply)", r.WritesPerDec))
+	info("coordinator writes per decision", fmt.Sprintf("%.2f (the assignment patch; a status apply only for what waited)", r.WritesPerDec))
 	info("stored writes per idle runtime-minute (the twin's heartbeat)", fmt.Sprintf("%.1f", r.IdleWritesMin))
 	row("cold restart: caught up", fmt.Sprintf("%.1f s, %.0f writes", r.RestartSeconds, r.RestartWrites), fmt.Sprintf("≤ %.0f s, no redundant writes", targetRestart), r.RestartSeconds <= targetRestart)
 	table := b.String()

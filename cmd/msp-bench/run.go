@@ -129,7 +129,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	res.SetupSeconds = time.Since(start).Seconds()
 
-	// The ceiling: the same creates and the same two writes per assignment, by a plain
+	// The ceiling: the same creates and the same write per assignment, by a plain
 	// client as fast as kcp takes them, before any msp component runs. Its objects are
 	// deleted again, and the deletions are done before the burst starts.
 	// A rate needs no more than a few thousand samples.
@@ -444,14 +444,13 @@ func newCapability(name string) *unstructured.Unstructured {
 
 // ceiling does, for n capabilities, what a tenant and the scheduler do together: the
 // create in the tenant's workspace, then through the export's virtual workspace the
-// merge patch with the runtime and its label and the status apply of the Scheduled
-// condition, one capability after the other on each of 32 workers (msp's
+// scheduler's one write, the merge patch with the runtime, its label and the
+// servicelet's finalizer, one capability after the other on each of 32 workers (msp's
 // scheduler works on 32 at once), as fast as kcp accepts. It returns the capabilities
 // per second, and deletes them again.
 //
-// With lifecycle it also does what a servicelet does for each: the finalizer patch, the
-// connection Secret's apply and the status apply of Ready, Synced and the Secret's
-// reference.
+// With lifecycle it also does what a servicelet does for each: the connection Secret's
+// apply and the one status apply of Scheduled, Ready, Synced and the Secret's reference.
 func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes []string, n int, lifecycle bool) (float64, error) {
 	url, err := endpointURL(ctx, cfg)
 	if err != nil {
@@ -474,24 +473,8 @@ func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes [
 			return err
 		}
 		c := vw[i%len(tenants)].Resource(pgdbGVR).Namespace("default")
-		patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"labels":{"platform.msp.dev/runtime":%q}},"spec":{"runtimeName":%q}}`, obj.GetResourceVersion(), rt, rt)
-		if _, err := c.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			return err
-		}
-		st := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "postgres.msp.dev/v1alpha1", "kind": "PostgresDatabase",
-			"metadata": map[string]any{"name": name, "namespace": "default"},
-			"status": map[string]any{"conditions": []any{map[string]any{
-				"type": "Scheduled", "status": "True", "reason": "Assigned", "message": "assigned to runtime " + rt,
-				"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
-			}}},
-		}}
-		obj, err = c.ApplyStatus(ctx, name, st, metav1.ApplyOptions{FieldManager: "bench-ceiling", Force: true})
-		if err != nil || !lifecycle {
-			return err
-		}
-		patch = fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"finalizers":["platform.msp.dev/servicelet"]}}`, obj.GetResourceVersion())
-		if _, err := c.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"labels":{"platform.msp.dev/runtime":%q},"finalizers":["platform.msp.dev/servicelet"]},"spec":{"runtimeName":%q}}`, obj.GetResourceVersion(), rt, rt)
+		if _, err := c.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil || !lifecycle {
 			return err
 		}
 		secret := &unstructured.Unstructured{Object: map[string]any{
@@ -504,11 +487,12 @@ func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes [
 			return err
 		}
 		now := time.Now().UTC().Format(time.RFC3339)
-		st = &unstructured.Unstructured{Object: map[string]any{
+		st := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "postgres.msp.dev/v1alpha1", "kind": "PostgresDatabase",
 			"metadata": map[string]any{"name": name, "namespace": "default"},
 			"status": map[string]any{
 				"conditions": []any{
+					map[string]any{"type": "Scheduled", "status": "True", "reason": "Assigned", "message": "assigned to runtime " + rt, "lastTransitionTime": now},
 					map[string]any{"type": "Ready", "status": "True", "reason": "Available", "message": "available on runtime " + rt, "lastTransitionTime": now},
 					map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "", "lastTransitionTime": now},
 				},
@@ -525,10 +509,10 @@ func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes [
 	err = parallel(n, 32, func(i int) error {
 		name := fmt.Sprintf("ceiling-%05d", i)
 		c := tenants[i%len(tenants)].client
+		if _, err := c.Resource(pgdbGVR).Namespace("default").Patch(ctx, name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+			return err
+		}
 		if lifecycle {
-			if _, err := c.Resource(pgdbGVR).Namespace("default").Patch(ctx, name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
-				return err
-			}
 			if err := c.Resource(secretGVR).Namespace("default").Delete(ctx, "postgresdatabase-"+name, metav1.DeleteOptions{}); err != nil {
 				return err
 			}

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -209,8 +210,11 @@ var schedulerStatusFields = []string{"location", "scheduling"}
 // changed, or returns "".
 func schedulerStatusChange(oldObj, newObj *unstructured.Unstructured) string {
 	for _, f := range schedulerStatusFields {
-		o, _, _ := unstructured.NestedFieldNoCopy(oldObj.Object, "status", f)
+		o, had, _ := unstructured.NestedFieldNoCopy(oldObj.Object, "status", f)
 		n, _, _ := unstructured.NestedFieldNoCopy(newObj.Object, "status", f)
+		if f == "location" && !had && approved(newObj) {
+			continue // the servicelet reports where its runtime is, once
+		}
 		if !equality.Semantic.DeepEqual(o, n) {
 			return fmt.Sprintf("servicelets must not change status.%s, which the scheduler writes: %s", f, msgFrontDoorWrites)
 		}
@@ -295,6 +299,11 @@ func scheduledConditionChange(oldObj, newObj *unstructured.Unstructured) string 
 	switch {
 	case oldCond == nil && newCond == nil:
 		return ""
+	case (oldCond == nil || oldCond["status"] != "True") && newCond != nil && approved(newObj) &&
+		newCond["status"] == "True" && newCond["reason"] == platformv1alpha1.ReasonAssigned:
+		// The scheduler approved the assignment (runtimeName, its label and the
+		// servicelet's finalizer, in one write); the servicelet reports it.
+		return ""
 	case oldCond == nil:
 		what = "add"
 	case newCond == nil:
@@ -306,6 +315,15 @@ func scheduledConditionChange(oldObj, newObj *unstructured.Unstructured) string 
 	}
 	return fmt.Sprintf("servicelets must not %s the %s condition: the scheduler writes it; leave it out of the status you apply, or restate it unchanged",
 		what, platformv1alpha1.ConditionScheduled)
+}
+
+// approved tells whether the scheduler approved the capability's assignment: its
+// runtimeName, the runtime label naming the same runtime and the servicelet's
+// finalizer, which the scheduler writes together and a servicelet cannot.
+func approved(obj *unstructured.Unstructured) bool {
+	rt, _, _ := unstructured.NestedString(obj.Object, "spec", "runtimeName")
+	return rt != "" && obj.GetLabels()[platformv1alpha1.LabelRuntime] == rt &&
+		slices.Contains(obj.GetFinalizers(), platformv1alpha1.FinalizerServicelet)
 }
 
 // findCondition returns the first element of status.conditions with the given type,

@@ -327,6 +327,36 @@ func TestDecide(t *testing.T) {
 			message: []string{"must not add the Scheduled condition"},
 		},
 		{
+			name: "front door reports Scheduled=True and the location of a capability the scheduler approved",
+			req: request(frontDoor, authenticated, update, status, placed().withoutCondition("Scheduled"),
+				placed().with("status", "location", map[string]any{"region": "eu-de", "country": "DE"})),
+			allowed: true,
+		},
+		{
+			name: "front door turns a Scheduled=False from before into True on an approved capability",
+			req: request(frontDoor, authenticated, update, status,
+				placed().withCondition(map[string]any{"type": "Scheduled", "status": "False", "reason": "Unschedulable", "message": "no runtime fits", "lastTransitionTime": "2025-01-01T08:00:00Z", "observedGeneration": 1}),
+				placed()),
+			allowed: true,
+		},
+		{
+			name: "front door reports Scheduled=True of a capability without the servicelet's finalizer",
+			req: request(frontDoor, authenticated, update, status, placed().withoutCondition("Scheduled").with("metadata", "finalizers", nil),
+				placed().with("metadata", "finalizers", nil)),
+			message: []string{"must not add the Scheduled condition"},
+		},
+		{
+			name: "front door reports Scheduled=True with another reason",
+			req: request(frontDoor, authenticated, update, status, placed().withoutCondition("Scheduled"),
+				placed().withCondition(map[string]any{"type": "Scheduled", "status": "True", "reason": "Forged", "message": "", "lastTransitionTime": "2025-01-01T09:00:00Z", "observedGeneration": 1})),
+			message: []string{"must not add the Scheduled condition"},
+		},
+		{
+			name:    "front door sets status.location of a capability not approved",
+			req:     request(frontDoor, authenticated, update, status, unplaced(), unplaced().with("status", "location", map[string]any{"region": "eu-de"})),
+			message: []string{"must not change status.location"},
+		},
+		{
 			name:    "front door moves status.location",
 			req:     request(frontDoor, authenticated, update, status, placed().with("status", "location", map[string]any{"region": "eu-de"}), placed().with("status", "location", map[string]any{"region": "us-east"})),
 			message: []string{"must not change status.location", "the scheduler writes"},

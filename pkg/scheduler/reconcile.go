@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -103,7 +104,8 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 	runtimeName := c.Spec.RuntimeName
 	labelled := w.obj.GetLabels()[platformv1alpha1.LabelRuntime] == runtimeName
 	cond := meta.FindStatusCondition(w.doc.Status.Conditions, platformv1alpha1.ConditionScheduled)
-	if labelled && cond != nil && cond.Status == metav1.ConditionTrue {
+	if labelled && (cond != nil && cond.Status == metav1.ConditionTrue || hasServiceletFinalizer(w.obj) && !w.waited()) {
+		// Approved: the servicelet reports Scheduled=True (or has).
 		s.waiting.remove(key)
 		s.written.Delete(key)
 		return reconcile.Result{}, nil
@@ -153,7 +155,7 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 		msg := fmt.Sprintf("runtime %s does not fit: %s; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)", runtimeName, st.Reason)
 		return r.wait(ctx, key, c, req, w, platformv1alpha1.ReasonRuntimeDoesNotFit, msg, nil)
 	}
-	if !labelled {
+	if !labelled || !hasServiceletFinalizer(w.obj) {
 		s.acct.Observe(key, runtimeName, c.Requests, framework.TenantKey(c.Cluster, c.GroupKind))
 		if err := w.label(ctx, runtimeName); err != nil {
 			if apierrors.IsConflict(err) {
@@ -163,6 +165,10 @@ func (r *reconciler) reconcileAssigned(ctx context.Context, key string, req mcre
 		}
 	}
 	s.waiting.remove(key)
+	if !w.waited() {
+		s.written.Store(key, runtimeName)
+		return reconcile.Result{}, nil
+	}
 	msg := fmt.Sprintf("assigned to runtime %s in region %s", runtimeName, target.Runtime.Spec.Location.Region)
 	if err := w.status(ctx, metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, msg, &target.Runtime.Spec.Location, nil); err != nil {
 		return reconcile.Result{}, err
@@ -227,9 +233,13 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 	if s.opts.NormalEvents {
 		w.store.Event(w.obj, corev1.EventTypeNormal, EventScheduled, msg)
 	}
-	if err := w.status(ctx, metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, msg, &chosen.Spec.Location, report); err != nil {
-		// The assignment stands; the next reconcile completes the status.
-		return reconcile.Result{}, err
+	if w.waited() {
+		// It waited before: say at once that the wait is over, rather than leave the
+		// old reason standing until the servicelet's first status write.
+		if err := w.status(ctx, metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, msg, &chosen.Spec.Location, report); err != nil {
+			// The assignment stands; the next reconcile completes the status.
+			return reconcile.Result{}, err
+		}
 	}
 	s.written.Store(key, chosen.Name)
 	return reconcile.Result{}, nil
@@ -304,27 +314,49 @@ type writer struct {
 	now   func() time.Time
 }
 
-// assign writes the decision: the runtime's name and the label its servicelet selects
-// by, in one patch guarded by the resourceVersion the decision was made on.
+// assign writes the decision: the runtime's name, the label its servicelet selects by
+// and the servicelet's finalizer, in one patch guarded by the resourceVersion the
+// decision was made on. The label and the finalizer together are the scheduler's word
+// that the runtime may act: its servicelet starts at once and reports Scheduled=True
+// with its first status write, so that placing a capability costs one write here.
 func (w *writer) assign(ctx context.Context, runtimeName string) error {
-	patch := map[string]any{
-		"metadata": map[string]any{
-			"resourceVersion": w.obj.GetResourceVersion(),
-			"labels":          map[string]any{platformv1alpha1.LabelRuntime: runtimeName},
-		},
-		"spec": map[string]any{"runtimeName": runtimeName},
-	}
-	return w.patch(ctx, patch)
+	meta := w.approval(runtimeName)
+	return w.patch(ctx, map[string]any{"metadata": meta, "spec": map[string]any{"runtimeName": runtimeName}})
 }
 
-// label adds the runtime label to a capability whose runtimeName a consumer set.
+// label approves a capability whose runtimeName a consumer set: the runtime label and
+// the servicelet's finalizer.
 func (w *writer) label(ctx context.Context, runtimeName string) error {
-	return w.patch(ctx, map[string]any{
-		"metadata": map[string]any{
-			"resourceVersion": w.obj.GetResourceVersion(),
-			"labels":          map[string]any{platformv1alpha1.LabelRuntime: runtimeName},
-		},
-	})
+	return w.patch(ctx, map[string]any{"metadata": w.approval(runtimeName)})
+}
+
+// approval is the metadata of an assignment: the label, the servicelet's finalizer
+// (a merge patch replaces the list: the resourceVersion guard keeps other owners'
+// finalizers) and that guard.
+func (w *writer) approval(runtimeName string) map[string]any {
+	meta := map[string]any{
+		"resourceVersion": w.obj.GetResourceVersion(),
+		"labels":          map[string]any{platformv1alpha1.LabelRuntime: runtimeName},
+	}
+	if !hasServiceletFinalizer(w.obj) {
+		fins := []any{}
+		for _, f := range w.obj.GetFinalizers() {
+			fins = append(fins, f)
+		}
+		meta["finalizers"] = append(fins, platformv1alpha1.FinalizerServicelet)
+	}
+	return meta
+}
+
+func hasServiceletFinalizer(obj *unstructured.Unstructured) bool {
+	return slices.Contains(obj.GetFinalizers(), platformv1alpha1.FinalizerServicelet)
+}
+
+// waited tells whether the document carries a Scheduled condition that is not True: it
+// waited before, and that condition would stand until the servicelet's first status.
+func (w *writer) waited() bool {
+	c := meta.FindStatusCondition(w.doc.Status.Conditions, platformv1alpha1.ConditionScheduled)
+	return c != nil && c.Status != metav1.ConditionTrue
 }
 
 func (w *writer) patch(ctx context.Context, patch map[string]any) error {

@@ -312,12 +312,12 @@ func report(evaluated, feasible int32, candidates ...string) *platformv1alpha1.S
 
 // assignPatch is the merge patch that assigns the capability at resourceVersion rv.
 func assignPatch(runtime, rv string) string {
-	return fmt.Sprintf(`{"metadata":{"labels":{"platform.msp.dev/runtime":%q},"resourceVersion":%q},"spec":{"runtimeName":%q}}`, runtime, rv, runtime)
+	return fmt.Sprintf(`{"metadata":{"finalizers":["platform.msp.dev/servicelet"],"labels":{"platform.msp.dev/runtime":%q},"resourceVersion":%q},"spec":{"runtimeName":%q}}`, runtime, rv, runtime)
 }
 
 // labelPatch is the merge patch that labels a capability a consumer assigned.
 func labelPatch(runtime, rv string) string {
-	return fmt.Sprintf(`{"metadata":{"labels":{"platform.msp.dev/runtime":%q},"resourceVersion":%q}}`, runtime, rv)
+	return fmt.Sprintf(`{"metadata":{"finalizers":["platform.msp.dev/servicelet"],"labels":{"platform.msp.dev/runtime":%q},"resourceVersion":%q}}`, runtime, rv)
 }
 
 // outcome is what one reconcile did.
@@ -412,8 +412,18 @@ func TestReconcile(t *testing.T) {
 			want:     outcome{Err: "failed to read the capability contract of default/db: "},
 		},
 		{
-			name:     "unassigned and a runtime fits: assigned, labelled, Scheduled=True",
+			name:     "unassigned and a runtime fits: assigned, labelled, the servicelet's finalizer added, no status (the servicelet reports Scheduled)",
 			obj:      capabilityDoc(),
+			runtimes: &fakeRuntimes{items: two},
+			want: outcome{
+				Patches:   []string{assignPatch("rt-a", "1")},
+				CountedOn: "rt-a",
+				Written:   "rt-a",
+			},
+		},
+		{
+			name:     "waited before, now a runtime fits: assigned and Scheduled=True at once, with the report",
+			obj:      capabilityDoc(withCondition(scheduledCond(metav1.ConditionFalse, platformv1alpha1.ReasonUnschedulable, "no runtime fits", 1))),
 			runtimes: &fakeRuntimes{items: two},
 			want: outcome{
 				Patches: []string{assignPatch("rt-a", "1")},
@@ -434,12 +444,12 @@ func TestReconcile(t *testing.T) {
 			want:     outcome{CountedOn: "rt-a"},
 		},
 		{
-			name:     "assigned by this scheduler, the cache lags behind the condition: nothing written",
+			name:     "assigned by this scheduler, the cache does not show the assignment yet: nothing decided again",
 			obj:      capabilityDoc(),
 			runtimes: &fakeRuntimes{items: two},
-			setup:    func(_ *Scheduler, st *fakeStore) { st.statusNotCached = true },
+			setup:    func(_ *Scheduler, st *fakeStore) { st.cached = capabilityDoc() },
 			passes:   2,
-			want:     outcome{CountedOn: "rt-a", Written: "rt-a"},
+			want:     outcome{Result: reconcile.Result{RequeueAfter: 200 * time.Millisecond}, CountedOn: "rt-a", Written: "rt-a"},
 		},
 		{
 			name:     "nothing fits: Scheduled=False Unschedulable with the summary, no assignment",
@@ -577,8 +587,8 @@ func TestReconcile(t *testing.T) {
 			want:     outcome{Err: "failed to patch capability: boom", Patches: []string{assignPatch("rt-a", "1")}},
 		},
 		{
-			name:     "assigned but the condition cannot be written: error, the assignment stands",
-			obj:      capabilityDoc(),
+			name:     "assigned after a wait but the condition cannot be written: error, the assignment stands",
+			obj:      capabilityDoc(withCondition(scheduledCond(metav1.ConditionFalse, platformv1alpha1.ReasonUnschedulable, "no runtime fits", 1))),
 			runtimes: &fakeRuntimes{items: two},
 			setup:    func(_ *Scheduler, st *fakeStore) { st.applyErr = errBoom },
 			want: outcome{
@@ -593,8 +603,8 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name:     "assigned, the capability went before its condition: done",
-			obj:      capabilityDoc(),
+			name:     "assigned after a wait, the capability went before its condition: done",
+			obj:      capabilityDoc(withCondition(scheduledCond(metav1.ConditionFalse, platformv1alpha1.ReasonUnschedulable, "no runtime fits", 1))),
 			runtimes: &fakeRuntimes{items: two},
 			setup:    func(_ *Scheduler, st *fakeStore) { st.applyErr = notFound },
 			want: outcome{
@@ -609,17 +619,14 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name:     "runtimeName of a ready runtime that fits: accepted, labelled, Scheduled=True",
+			name:     "runtimeName of a ready runtime that fits: accepted, labelled with the finalizer, no status",
 			obj:      capabilityDoc(withRuntimeName("rt-a")),
 			runtimes: &fakeRuntimes{items: two},
 			permits:  permitAll,
 			want: outcome{
-				Patches: []string{labelPatch("rt-a", "1")},
-				Applied: []platformv1alpha1.CapabilityStatus{{
-					Conditions: []metav1.Condition{scheduledCond(metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, "assigned to runtime rt-a in region eu-de", 1)},
-					Location:   &deLoc,
-				}},
+				Patches:   []string{labelPatch("rt-a", "1")},
 				CountedOn: "rt-a",
+				Written:   "rt-a",
 			},
 		},
 		{
@@ -709,14 +716,13 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name:     "runtimeName and label set, fits, not yet reported: Scheduled=True, no patch",
+			name:     "runtimeName and label set without the finalizer (by hand, or an older scheduler), fits: approved with the finalizer, no status",
 			obj:      capabilityDoc(withRuntimeName("rt-a"), withRuntimeLabel("rt-a")),
 			runtimes: &fakeRuntimes{items: two},
 			want: outcome{
-				Applied: []platformv1alpha1.CapabilityStatus{{
-					Conditions: []metav1.Condition{scheduledCond(metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, "assigned to runtime rt-a in region eu-de", 1)},
-					Location:   &deLoc,
-				}},
+				Patches:   []string{labelPatch("rt-a", "1")},
+				CountedOn: "rt-a",
+				Written:   "rt-a",
 			},
 		},
 		{
@@ -731,17 +737,26 @@ func TestReconcile(t *testing.T) {
 			want: outcome{},
 		},
 		{
+			name: "approved (label and finalizer), the servicelet has not reported yet: nothing written, no longer waiting",
+			obj: capabilityDoc(withRuntimeName("rt-a"), withRuntimeLabel("rt-a"), func(u *unstructured.Unstructured) {
+				u.SetFinalizers([]string{platformv1alpha1.FinalizerServicelet})
+			}),
+			runtimes: &fakeRuntimes{items: two},
+			permits:  func(context.Context, string, string) (bool, error) { panic("Permits asked of an approved capability") },
+			setup: func(s *Scheduler, _ *fakeStore) {
+				s.waiting.add(capKey, 0, mcreconcile.Request{}, platformv1alpha1.ReasonRuntimeNotFound, "", nil)
+			},
+			want: outcome{},
+		},
+		{
 			name:     "a label for another runtime than runtimeName: checked and labelled anew",
 			obj:      capabilityDoc(withRuntimeName("rt-a"), withRuntimeLabel("rt-b")),
 			runtimes: &fakeRuntimes{items: two},
 			permits:  permitAll,
 			want: outcome{
-				Patches: []string{labelPatch("rt-a", "1")},
-				Applied: []platformv1alpha1.CapabilityStatus{{
-					Conditions: []metav1.Condition{scheduledCond(metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, "assigned to runtime rt-a in region eu-de", 1)},
-					Location:   &deLoc,
-				}},
+				Patches:   []string{labelPatch("rt-a", "1")},
 				CountedOn: "rt-a",
+				Written:   "rt-a",
 			},
 		},
 		{

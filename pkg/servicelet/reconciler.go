@@ -87,6 +87,9 @@ type Reconciler struct {
 	// Now is the clock for condition transition times, status.credentials.rotatedAt
 	// and events. Defaults to time.Now.
 	Now func() time.Time
+	// Location is where the runtime is (its twin's spec.location), reported as the
+	// capability's status.location with Scheduled=True; nil until known.
+	Location func() *platformv1alpha1.Location
 
 	mu    sync.Mutex
 	usage map[Key]corev1.ResourceList
@@ -156,6 +159,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (Result, error) {
 		// before the second write would only race it (a conflict and a retry through
 		// the virtual workspace). Its status write brings the capability back here.
 		return Result{}, nil
+	}
+	if !meta.IsStatusConditionTrue(doc.Status.Conditions, platformv1alpha1.ConditionScheduled) && r.Location != nil && r.location() == nil {
+		// Scheduled=True goes with the runtime's location: wait for the twin's first read
+		// rather than write the status twice.
+		return Result{RequeueAfter: 500 * time.Millisecond}, nil
 	}
 	if err := w.ensureFinalizer(ctx); err != nil {
 		return r.failed(ctx, log, w, "add the servicelet's finalizer", err)
@@ -646,7 +654,37 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 			conds = append(conds, conditions.Unstructured(*old))
 		}
 	}
+	// Scheduled: the scheduler approved the assignment with its label and the
+	// servicelet's finalizer in one write and leaves the condition to the servicelet's
+	// first status (one write less per capability); restated ever after, so that the
+	// apply does not drop it. Where the runtime is goes with it.
+	if sched := meta.FindStatusCondition(w.current.Conditions, platformv1alpha1.ConditionScheduled); sched != nil && sched.Status == metav1.ConditionTrue {
+		conds = append(conds, conditions.Unstructured(*sched))
+	} else if rt := w.obj.GetLabels()[platformv1alpha1.LabelRuntime]; rt == w.r.Runtime && w.hasFinalizer() {
+		msg := "assigned to runtime " + w.r.Runtime
+		if loc := w.r.location(); loc != nil {
+			msg += " in region " + loc.Region
+		}
+		conds = append(conds, conditions.Unstructured(metav1.Condition{
+			Type: platformv1alpha1.ConditionScheduled, Status: metav1.ConditionTrue, Reason: platformv1alpha1.ReasonAssigned,
+			Message: msg, ObservedGeneration: w.obj.GetGeneration(), LastTransitionTime: now,
+		}))
+		changed = true
+	}
 	st := map[string]any{"conditions": conds, "observedGeneration": w.obj.GetGeneration()}
+	if loc := w.current.Location; loc != nil {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(loc)
+		if err != nil {
+			return err
+		}
+		st["location"] = u
+	} else if loc := w.r.location(); loc != nil && w.hasFinalizer() {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(loc)
+		if err != nil {
+			return err
+		}
+		st["location"], changed = u, true
+	}
 	if w.current.ObservedGeneration != w.obj.GetGeneration() {
 		changed = true
 	}
@@ -698,6 +736,13 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 		return fmt.Errorf("failed to write the status: %w", err)
 	}
 	return nil
+}
+
+func (r *Reconciler) location() *platformv1alpha1.Location {
+	if r.Location == nil {
+		return nil
+	}
+	return r.Location()
 }
 
 // platformStatus are the status fields of the capability contract; a kind's own fields

@@ -46,6 +46,10 @@ type reconcileCase struct {
 	setup func(s *fakeStore)
 	// reconciles is how many times Reconcile runs; 0 means once.
 	reconciles int
+	// location is the runtime's location the reconciler knows (Reconciler.Location);
+	// locationPending: it has a Location that does not know it yet.
+	location        *platformv1alpha1.Location
+	locationPending bool
 
 	wantResult Result
 	// wantErr is the last reconcile's error; "" for none.
@@ -98,6 +102,9 @@ func runReconcileCase(t *testing.T, tc reconcileCase) {
 	r := newTestReconciler(store, drivers)
 	r.NormalEvents = !tc.quiet
 	r.Resync = tc.resync
+	if tc.location != nil || tc.locationPending {
+		r.Location = func() *platformv1alpha1.Location { return tc.location }
+	}
 
 	var (
 		res   Result
@@ -163,6 +170,11 @@ func runReconcileCase(t *testing.T, tc reconcileCase) {
 		}
 		if diff := cmp.Diff(tc.wantCredentials, st.Credentials); diff != "" {
 			t.Errorf("status.credentials (-want +got):\n%s", diff)
+		}
+		if tc.location != nil {
+			if diff := cmp.Diff(tc.location, st.Location); diff != "" {
+				t.Errorf("status.location (-want +got):\n%s", diff)
+			}
 		}
 	} else if tc.doc != nil {
 		t.Errorf("the document is gone")
@@ -376,14 +388,41 @@ func TestReconcileLifecycle(t *testing.T) {
 			},
 		},
 		{
-			name:           "finalizer already there: goes on without Scheduled",
+			// The scheduler approves with the label and the finalizer, and leaves
+			// Scheduled=True to the servicelet's first (and only) status write.
+			name:           "approved by the scheduler (label and finalizer), no Scheduled yet: goes on and reports Scheduled=True",
 			doc:            newDoc(managed, withConditions()),
 			driver:         &fake.Driver{ObserveFn: observe(available(nil))},
 			wantResult:     Result{RequeueAfter: time.Minute},
 			wantCalls:      []string{fake.MethodObserve},
 			wantWrites:     []string{"apply postgresdatabases/status"},
 			wantFinalizers: []string{platformv1alpha1.FinalizerServicelet},
-			wantConditions: []metav1.Condition{readyAvailable, syncedOK},
+			wantConditions: []metav1.Condition{
+				cond(platformv1alpha1.ConditionScheduled, metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, "assigned to runtime "+testRuntime),
+				readyAvailable, syncedOK,
+			},
+		},
+		{
+			name:           "approved, the runtime's location known: Scheduled=True names the region, status.location set, one status write",
+			doc:            newDoc(managed, withConditions()),
+			driver:         &fake.Driver{ObserveFn: observe(available(nil))},
+			location:       &platformv1alpha1.Location{Region: "eu-de", Country: "DE"},
+			wantResult:     Result{RequeueAfter: time.Minute},
+			wantCalls:      []string{fake.MethodObserve},
+			wantWrites:     []string{"apply postgresdatabases/status"},
+			wantFinalizers: []string{platformv1alpha1.FinalizerServicelet},
+			wantConditions: []metav1.Condition{
+				cond(platformv1alpha1.ConditionScheduled, metav1.ConditionTrue, platformv1alpha1.ReasonAssigned, "assigned to runtime "+testRuntime+" in region eu-de"),
+				readyAvailable, syncedOK,
+			},
+		},
+		{
+			name:            "approved, the runtime's location not read yet: waits for it, writes nothing",
+			doc:             newDoc(managed, withConditions()),
+			driver:          &fake.Driver{ObserveFn: observe(available(nil))},
+			locationPending: true,
+			wantResult:      Result{RequeueAfter: 500 * time.Millisecond},
+			wantFinalizers:  []string{platformv1alpha1.FinalizerServicelet},
 		},
 		{
 			name:           "missing: Create, then Observe; the Secret holds the merged details; Ready",

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -87,6 +88,8 @@ type Servicelet struct {
 	started    time.Time
 	debugAddr  string
 	listenerMu sync.Mutex
+	// location is the runtime's, from its twin (or its registration until read).
+	location atomic.Pointer[platformv1alpha1.Location]
 }
 
 // New validates opts and builds a servicelet.
@@ -124,7 +127,12 @@ func New(opts Options) (*Servicelet, error) {
 	)
 	s := &Servicelet{opts: opts, queue: queue, client: c, changed: make(chan struct{}, 1)}
 	s.source = NewSource(opts.Config, opts.EndpointSlice, opts.Runtime, opts.Kinds, queue)
-	s.reconciler = &Reconciler{Runtime: opts.Runtime, Drivers: opts.Drivers, Source: s.source, Resync: opts.Resync, Log: opts.Log, NormalEvents: opts.NormalEvents}
+	s.reconciler = &Reconciler{Runtime: opts.Runtime, Drivers: opts.Drivers, Source: s.source, Resync: opts.Resync, Log: opts.Log, NormalEvents: opts.NormalEvents,
+		Location: s.location.Load}
+	if opts.Register != nil {
+		loc := opts.Register.Location
+		s.location.Store(&loc)
+	}
 	return s, nil
 }
 
@@ -242,6 +250,8 @@ func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
 	} else if err != nil {
 		return "", fmt.Errorf("failed to read ServiceRuntime %s: %w", s.opts.Runtime, err)
 	}
+	loc := rt.Spec.Location
+	s.location.Store(&loc)
 
 	cached := s.source.List()
 	allocated, usage := corev1.ResourceList{}, corev1.ResourceList{}
