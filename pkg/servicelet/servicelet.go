@@ -203,11 +203,13 @@ func (s *Servicelet) notifyChanged() {
 func (s *Servicelet) twin(ctx context.Context) {
 	log := logr.FromContextOrDiscard(ctx).WithName("twin")
 	var last string
+	var twin *platformv1alpha1.ServiceRuntime // as the last write left it
 	tick := time.NewTicker(s.opts.HeartbeatInterval)
 	defer tick.Stop()
 	backoff := time.Second
 	for {
-		state, err := s.report(ctx, last)
+		state, written, err := s.report(ctx, last, twin)
+		twin = written
 		if err != nil {
 			log.Info("cannot report the runtime yet", "err", err.Error(), "retryIn", backoff)
 			select {
@@ -223,7 +225,9 @@ func (s *Servicelet) twin(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			last = "" // the heartbeat is due whatever changed
+			// The heartbeat is due whatever changed, from a fresh read of the twin (an
+			// operator may have changed its spec since).
+			last, twin = "", nil
 		case <-s.changed:
 			select { // at most one write a second for changes
 			case <-ctx.Done():
@@ -235,24 +239,37 @@ func (s *Servicelet) twin(ctx context.Context) {
 }
 
 // report writes the twin's status unless it equals last (and no heartbeat is due),
-// returning what it wrote.
-func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
+// returning what it wrote and the twin as the write left it. It starts from known, the
+// twin as the previous write left it, when it is given: a report between two heartbeats
+// (what the runtime hosts changed) costs one write and no read; one of those that the
+// twin changed in between (a conflict) reads it again.
+func (s *Servicelet) report(ctx context.Context, last string, known *platformv1alpha1.ServiceRuntime) (string, *platformv1alpha1.ServiceRuntime, error) {
+	if known != nil {
+		state, written, err := s.reportOn(ctx, last, known.DeepCopy())
+		if !apierrors.IsConflict(errors.Unwrap(err)) {
+			return state, written, err
+		}
+	}
 	rt := &platformv1alpha1.ServiceRuntime{}
 	err := s.client.Get(ctx, client.ObjectKey{Name: s.opts.Runtime}, rt)
 	if apierrors.IsNotFound(err) && s.opts.Register != nil {
 		rt = &platformv1alpha1.ServiceRuntime{ObjectMeta: metav1.ObjectMeta{Name: s.opts.Runtime}, Spec: *s.opts.Register}
 		if err := s.client.Create(ctx, rt); err != nil && !apierrors.IsAlreadyExists(err) {
-			return "", fmt.Errorf("failed to register ServiceRuntime %s: %w", s.opts.Runtime, err)
+			return "", nil, fmt.Errorf("failed to register ServiceRuntime %s: %w", s.opts.Runtime, err)
 		}
 		if err := s.client.Get(ctx, client.ObjectKey{Name: s.opts.Runtime}, rt); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	} else if err != nil {
-		return "", fmt.Errorf("failed to read ServiceRuntime %s: %w", s.opts.Runtime, err)
+		return "", nil, fmt.Errorf("failed to read ServiceRuntime %s: %w", s.opts.Runtime, err)
 	}
 	loc := rt.Spec.Location
 	s.location.Store(&loc)
+	return s.reportOn(ctx, last, rt)
+}
 
+// reportOn is report on the twin rt.
+func (s *Servicelet) reportOn(ctx context.Context, last string, rt *platformv1alpha1.ServiceRuntime) (string, *platformv1alpha1.ServiceRuntime, error) {
 	cached := s.source.List()
 	allocated, usage := corev1.ResourceList{}, corev1.ResourceList{}
 	count := 0
@@ -273,13 +290,13 @@ func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
 		// Right after a restart the cache is still filling: saying nothing for a while
 		// keeps the runtime's last verdict instead of flapping it to not Ready.
 		if time.Since(s.started) < syncGrace {
-			return last, errNotSynced
+			return last, rt, errNotSynced
 		}
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, "the servicelet cannot reach the provider's virtual workspace"
 	}
 	state := fmt.Sprintf("%s|%s|%d|%s|%s|%d", cond.Status, cond.Message, count, canonical(allocated), canonical(usage), rt.Generation)
 	if state == last {
-		return last, nil
+		return last, rt, nil
 	}
 	now := metav1.Now()
 	patch := rt.DeepCopy()
@@ -290,10 +307,12 @@ func (s *Servicelet) report(ctx context.Context, last string) (string, error) {
 	patch.Status.CapabilityCount = int32(count)
 	patch.Status.ServiceletVersion = Version
 	patch.Status.ObservedGeneration = rt.Generation
-	if err := s.client.Status().Patch(ctx, patch, client.MergeFrom(rt)); err != nil {
-		return "", fmt.Errorf("failed to report ServiceRuntime %s: %w", s.opts.Runtime, err)
+	// Guarded by the resourceVersion it was computed from: a twin changed since (by an
+	// operator, or the coordinator marking it late) is read again rather than overwritten.
+	if err := s.client.Status().Patch(ctx, patch, client.MergeFromWithOptions(rt, client.MergeFromWithOptimisticLock{})); err != nil {
+		return "", nil, fmt.Errorf("failed to report ServiceRuntime %s: %w", s.opts.Runtime, err)
 	}
-	return state, nil
+	return state, patch, nil
 }
 
 // canonical prints a resource list the same way whatever its quantities cached, so that
