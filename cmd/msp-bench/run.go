@@ -21,10 +21,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
+	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
 	"github.com/msp-dev/msp/pkg/bootstrap"
+	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/identity"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
 	"github.com/msp-dev/msp/pkg/launcher"
+	"github.com/msp-dev/msp/pkg/onboarding"
 	"github.com/msp-dev/msp/pkg/ports"
 )
 
@@ -115,6 +118,31 @@ func run(ctx context.Context, o options) (*results, error) {
 	if _, err := bootstrap.Run(ctx, bootstrap.Options{Config: cfg}); err != nil {
 		return nil, err
 	}
+	// The PostgreSQL provider joins as in make run: msp-providers, with its own identity,
+	// reconciles its ServiceProvider (the workspace, and the tenant type's default
+	// binding, so that every tenant workspace below gets the export).
+	kcpCA, err := server.ServingCA()
+	if err != nil {
+		return nil, err
+	}
+	providersKubeconfig := filepath.Join(dataDir, "msp-providers.kubeconfig")
+	if err := bootstrap.IssueProvidersController(server.CA(), server.URL(), kcpCA, providersKubeconfig); err != nil {
+		return nil, err
+	}
+	providers, err := child.Start(filepath.Join(o.Bin, "msp-providers"), []string{"--kubeconfig", providersKubeconfig}, filepath.Join(dataDir, "msp-providers.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer providers.Stop(10 * time.Second)
+	exportObjs, err := bootstrap.ExportObjects(nil, "postgres.msp.dev")
+	if err != nil {
+		return nil, err
+	}
+	sp := &onboardingv1alpha1.ServiceProvider{Spec: onboardingv1alpha1.ServiceProviderSpec{Export: "postgres.msp.dev"}}
+	sp.Name = "postgres"
+	if err := onboarding.Register(ctx, cfg, sp, exportObjs, 2*time.Minute); err != nil {
+		return nil, fmt.Errorf("registering the postgres provider: %w (log: %s)", err, filepath.Join(dataDir, "msp-providers.log"))
+	}
 
 	say("creating %d tenant workspaces", o.Workspaces)
 	tenants, err := createTenants(ctx, cfg, o.Workspaces)
@@ -145,10 +173,6 @@ func run(ctx context.Context, o options) (*results, error) {
 
 	// Every component its own identity, as in make run: the front door's and the
 	// coordinator's certificates, a token per servicelet.
-	kcpCA, err := server.ServingCA()
-	if err != nil {
-		return nil, err
-	}
 	fdPort, err := ports.Free("127.0.0.1")
 	if err != nil {
 		return nil, err
