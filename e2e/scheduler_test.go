@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -360,7 +357,7 @@ func TestTwoCoordinatorsNeverAssignTwice(t *testing.T) {
 	framework.Eventually(t, 30*time.Second, "the coordinators' counters to add up", func(ctx context.Context) (bool, string, error) {
 		scheduled, conflicts = 0, 0
 		for _, c := range []*framework.Coordinator{first, second} {
-			m, err := scrape(ctx, c.MetricsAddr)
+			m, err := framework.Scrape(ctx, c.MetricsAddr)
 			if err != nil {
 				return false, "", err
 			}
@@ -381,36 +378,4 @@ func TestTwoCoordinatorsNeverAssignTwice(t *testing.T) {
 		t.Errorf("%d databases counted, want 300", total)
 	}
 	t.Logf("two coordinators: %v assignments written, %v lost races (conflicts), placement %v", scheduled, conflicts, perRuntime)
-}
-
-// scrape reads the plain counters and gauges of a /metrics endpoint.
-func scrape(ctx context.Context, addr string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	return out, sc.Err()
 }

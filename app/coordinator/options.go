@@ -57,7 +57,7 @@ func defaultOptions(p Provider) *options {
 		Workspace:         p.Workspace,
 		Export:            p.Export,
 		LocalDriver:       localDriver,
-		HeartbeatTimeout:  40 * time.Second,
+		HeartbeatTimeout:  runtimeready.DefaultHeartbeatTimeout,
 		LagTolerance:      runtimeready.DefaultLagTolerance,
 		MetricsAddr:       "127.0.0.1:8090",
 		HealthAddr:        "0",

@@ -146,6 +146,7 @@ func run(ctx context.Context, p Provider, opts *options, log logr.Logger) error 
 		Drivers:           rt.Drivers,
 		Probe:             rt.Probe,
 		HeartbeatInterval: opts.HeartbeatInterval,
+		ProbeInterval:     opts.ProbeInterval,
 		Resync:            opts.Resync,
 		Workers:           opts.Workers,
 		NormalEvents:      opts.NormalEvents,

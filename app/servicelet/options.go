@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	slet "github.com/msp-dev/msp/pkg/servicelet"
 )
 
 // options are the flags every servicelet has; a provider adds its own (Provider.AddFlags).
@@ -28,6 +29,7 @@ type options struct {
 	Cloud             string
 	Capacity          string
 	HeartbeatInterval time.Duration
+	ProbeInterval     time.Duration
 	Resync            time.Duration
 	Workers           int
 	NormalEvents      bool
@@ -42,7 +44,7 @@ func defaultOptions(p Provider) *options {
 	return &options{
 		Workspace:         p.Workspace,
 		Export:            p.Export,
-		HeartbeatInterval: 10 * time.Second,
+		HeartbeatInterval: slet.DefaultHeartbeatInterval,
 		Resync:            time.Minute,
 		Workers:           16,
 		QPS:               100,
@@ -64,7 +66,8 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Zone, "zone", o.Zone, "Zone of the runtime (with --register).")
 	fs.StringVar(&o.Cloud, "cloud", o.Cloud, "Cloud of the runtime (with --register).")
 	fs.StringVar(&o.Capacity, "capacity", o.Capacity, "Capacity of the runtime, e.g. capabilities=50,storage=100Gi (with --register).")
-	fs.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "How often the runtime's heartbeat is written when nothing changes.")
+	fs.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", o.HeartbeatInterval, "How often the runtime's twin is written (its heartbeat, with what the runtime hosts then); a change of the runtime's Ready verdict is written at once. Keep it below the coordinator's --heartbeat-timeout.")
+	fs.DurationVar(&o.ProbeInterval, "probe-interval", o.ProbeInterval, "How often the runtime is probed (nothing is written unless its verdict changes); 0: 10s, or the heartbeat interval when shorter.")
 	fs.DurationVar(&o.Resync, "resync-interval", o.Resync, "How often a capability that is in line is observed again, to find drift and outages.")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Capabilities reconciled in parallel.")
 	fs.BoolVar(&o.NormalEvents, "normal-events", o.NormalEvents, "Record Normal events (Created, Updated, Deleted, Orphaned) on the capabilities; the conditions say the same, and each event is one more write to kcp. Warnings are always recorded.")
@@ -87,6 +90,9 @@ func (o *options) Validate() error {
 	}
 	if o.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("--heartbeat-interval must be positive"))
+	}
+	if o.ProbeInterval < 0 {
+		errs = append(errs, errors.New("--probe-interval must not be negative"))
 	}
 	if o.Capacity != "" {
 		o.capacity = corev1.ResourceList{}

@@ -34,7 +34,7 @@ type options struct {
 }
 
 func main() {
-	o := options{Workspaces: 1000, Runtimes: 100, Capabilities: 10000, ChurnRate: 20, LowChurnRate: 5, ServiceletLoad: 1000, ChurnFor: time.Minute, IdleFor: time.Minute, Out: "_bench"}
+	o := options{Workspaces: 1000, Runtimes: 100, Capabilities: 10000, ChurnRate: 20, LowChurnRate: 5, ServiceletLoad: 1000, ChurnFor: time.Minute, IdleFor: 2 * time.Minute, Out: "_bench"}
 	quick := false
 	fs := pflag.CommandLine
 	fs.IntVar(&o.Workspaces, "workspaces", o.Workspaces, "W: tenant workspaces bound to the export.")
@@ -49,10 +49,10 @@ func main() {
 	fs.StringVar(&o.Bin, "bin", o.Bin, "Folder with kcp and msp's binaries (default: next to msp-bench).")
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "Keep kcp's data folder.")
 	fs.DurationVar(&o.Profile, "profile", o.Profile, "When set, capture CPU profiles of kcp and the coordinator over this long from the start of the burst, into --out.")
-	fs.BoolVar(&quick, "quick", quick, "A shorter preset (about ten minutes): W=20, R=5, C=1000, churn phases of 30s, idle 30s.")
+	fs.BoolVar(&quick, "quick", quick, "A shorter preset (about ten minutes): W=20, R=5, C=1000, churn phases of 30s, idle 1m.")
 	pflag.Parse()
 	if quick {
-		o.Workspaces, o.Runtimes, o.Capabilities, o.ChurnFor, o.IdleFor = 20, 5, 1000, 30*time.Second, 30*time.Second
+		o.Workspaces, o.Runtimes, o.Capabilities, o.ChurnFor, o.IdleFor = 20, 5, 1000, 30*time.Second, time.Minute
 	}
 	if o.Bin == "" {
 		exe, err := os.Executable()

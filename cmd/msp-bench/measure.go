@@ -455,14 +455,15 @@ func stored(m map[string]float64, typ string) float64 {
 // countedResources are what a capability causes kcp to do: the writes kcp stores for
 // the capability (create, assignment with the finalizer, status), its connection Secret and its
 // events (counted at the storage, so a write through the virtual workspace counts once),
-// and the SubjectAccessReviews kcp makes to authorize each request through the virtual
-// workspace.
-var countedResources = []string{"capability", "secret", "event", "subjectaccessreview"}
+// the runtimes' twins written meanwhile (their share of the whole cost), and the
+// SubjectAccessReviews kcp makes to authorize each request through the virtual workspace.
+var countedResources = []string{"capability", "secret", "event", "twin", "subjectaccessreview"}
 
 var storageTypes = map[string]string{
 	"capability": "postgresdatabases.postgres.msp.dev",
 	"secret":     "secrets",
 	"event":      "events",
+	"twin":       "serviceruntimes.platform.msp.dev",
 }
 
 // kcpWriteCounts reads kcp's counters for each counted resource.

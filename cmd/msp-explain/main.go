@@ -44,7 +44,7 @@ type options struct {
 }
 
 func main() {
-	o := options{Workspace: "root:providers:postgres", Export: "postgres.msp.dev", HeartbeatTimeout: 40 * time.Second, LagTolerance: runtimeready.DefaultLagTolerance}
+	o := options{Workspace: "root:providers:postgres", Export: "postgres.msp.dev", HeartbeatTimeout: runtimeready.DefaultHeartbeatTimeout, LagTolerance: runtimeready.DefaultLagTolerance}
 	fs := pflag.CommandLine
 	fs.StringVarP(&o.File, "filename", "f", o.File, "Capability manifest to evaluate (- for stdin).")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig for kcp (defaults to $KUBECONFIG).")

@@ -45,7 +45,7 @@ type Options struct {
 	// empty is the export's. Empty: every kind the export serves.
 	Kinds []capability.Kind
 	// HeartbeatTimeout is how old a runtime's heartbeat may be for the scheduler to use
-	// it. Defaults to 40s; negative disables the check (only the Ready condition counts).
+	// it. Defaults to 150s (runtimeready.DefaultHeartbeatTimeout); negative disables the check (only the Ready condition counts).
 	HeartbeatTimeout time.Duration
 	// HeartbeatLagTolerance is how long late heartbeats are blamed on a lagging control
 	// plane rather than on the runtimes, when every runtime's heartbeat is late at once
@@ -92,7 +92,7 @@ func Run(ctx context.Context, opts Options) error {
 		opts.EndpointSlice = opts.Export
 	}
 	if opts.HeartbeatTimeout == 0 {
-		opts.HeartbeatTimeout = 40 * time.Second
+		opts.HeartbeatTimeout = runtimeready.DefaultHeartbeatTimeout
 	}
 	if opts.HeartbeatTimeout < 0 {
 		opts.HeartbeatTimeout = 0

@@ -34,7 +34,7 @@ type Options struct {
 	// Cluster is the logical cluster the capability would be created in, for the
 	// spread of one tenant's capabilities; optional.
 	Cluster string
-	// HeartbeatTimeout, HeartbeatLagTolerance and Weights as for the coordinator (0: 40s,
+	// HeartbeatTimeout, HeartbeatLagTolerance and Weights as for the coordinator (0: 150s,
 	// 0: 5m, nil: defaults).
 	HeartbeatTimeout      time.Duration
 	HeartbeatLagTolerance time.Duration
@@ -60,7 +60,7 @@ func Explain(ctx context.Context, opts Options, doc *unstructured.Unstructured) 
 		opts.EndpointSlice = opts.Export
 	}
 	if opts.HeartbeatTimeout == 0 {
-		opts.HeartbeatTimeout = 40 * time.Second
+		opts.HeartbeatTimeout = runtimeready.DefaultHeartbeatTimeout
 	}
 	served, err := exports.Kinds(ctx, opts.Config, opts.Export)
 	if err != nil {

@@ -90,6 +90,9 @@ type Reconciler struct {
 	// Location is where the runtime is (its twin's spec.location), reported as the
 	// capability's status.location with Scheduled=True; nil until known.
 	Location func() *platformv1alpha1.Location
+	// ReadyAfter, when set, is told the seconds from a capability's creation to its
+	// first Ready=True written by this servicelet (the create→Ready metric).
+	ReadyAfter func(seconds float64)
 
 	mu    sync.Mutex
 	usage map[Key]corev1.ResourceList
@@ -97,6 +100,8 @@ type Reconciler struct {
 	// the cache may show the document from before the status said so, and one request
 	// must rotate once.
 	rotated map[Key]string
+	// ready remembers the capabilities whose first Ready=True was counted.
+	ready map[Key]bool
 }
 
 // Result says when to look at a capability again; zero means only on change.
@@ -410,6 +415,22 @@ func (r *Reconciler) forget(key Key) {
 	defer r.mu.Unlock()
 	delete(r.usage, key)
 	delete(r.rotated, key)
+	delete(r.ready, key)
+}
+
+// becameReady tells ReadyAfter how long key took to its first Ready=True (a capability
+// Ready again after an outage is not counted twice).
+func (r *Reconciler) becameReady(key Key, since time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ReadyAfter == nil || r.ready[key] {
+		return
+	}
+	if r.ready == nil {
+		r.ready = map[Key]bool{}
+	}
+	r.ready[key] = true
+	r.ReadyAfter(since.Seconds())
 }
 
 func ready(status metav1.ConditionStatus, reason, msg string) *metav1.Condition {
@@ -734,6 +755,10 @@ func (w *docWriter) status(ctx context.Context, readyCond, syncedCond *metav1.Co
 	if err != nil && !apierrors.IsNotFound(err) {
 		w.r.Log.Error(err, "failed to write the status", "cluster", w.key.Cluster, "capability", w.key.Namespace+"/"+w.key.Name)
 		return fmt.Errorf("failed to write the status: %w", err)
+	}
+	if err == nil && readyCond != nil && readyCond.Status == metav1.ConditionTrue &&
+		!meta.IsStatusConditionTrue(w.current.Conditions, platformv1alpha1.ConditionReady) {
+		w.r.becameReady(w.key, now.Sub(w.obj.GetCreationTimestamp().Time))
 	}
 	return nil
 }

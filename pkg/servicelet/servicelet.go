@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +33,12 @@ import (
 // Version is reported in the runtime's status.serviceletVersion.
 var Version = "v0.1.0-dev"
 
+// Defaults of the twin's reports.
+const (
+	DefaultHeartbeatInterval = time.Minute
+	DefaultProbeInterval     = 10 * time.Second
+)
+
 // syncGrace is how long after start a servicelet waits for its cache before it reports
 // its runtime not Ready for want of one.
 const syncGrace = 30 * time.Second
@@ -58,9 +63,15 @@ type Options struct {
 	Drivers map[schema.GroupKind]driver.Driver
 	// Probe reports on the runtime as a whole. Required.
 	Probe driver.RuntimeProbe
-	// HeartbeatInterval is how often the twin's status is written even when nothing
-	// changed. Defaults to 10s.
+	// HeartbeatInterval is how often the twin's status is written: once per interval,
+	// with what the runtime hosts then, whether anything changed or not; a change of the
+	// runtime's verdict (Ready, and why) is written at once. Defaults to 1m: an idle
+	// runtime costs kcp one stored write a minute. The coordinator's heartbeat timeout
+	// must be longer (its default, 150s, allows one missed heartbeat).
 	HeartbeatInterval time.Duration
+	// ProbeInterval is how often the runtime is probed (no write unless the verdict
+	// changes). Defaults to 10s, or the heartbeat interval when that is shorter.
+	ProbeInterval time.Duration
 	// Resync is how often a capability in line is observed again. Defaults to 1m.
 	Resync time.Duration
 	// Workers reconcile capabilities in parallel. Defaults to 16: a reconcile mostly
@@ -70,8 +81,8 @@ type Options struct {
 	// capabilities. Off by default: the conditions say the same, and in kcp each event
 	// is a write through the virtual workspace. Warnings are always recorded.
 	NormalEvents bool
-	// DebugAddr serves /capabilities (what the cache holds, as JSON) and /healthz;
-	// empty disables it.
+	// DebugAddr serves /capabilities (what the cache holds, as JSON), /metrics
+	// (Prometheus) and /healthz; empty disables it.
 	DebugAddr string
 	// Log is the logger.
 	Log logr.Logger
@@ -84,10 +95,10 @@ type Servicelet struct {
 	reconciler *Reconciler
 	queue      workqueue.TypedRateLimitingInterface[Key]
 	client     client.Client
-	changed    chan struct{}
 	started    time.Time
 	debugAddr  string
 	listenerMu sync.Mutex
+	metrics    *metrics
 	// location is the runtime's, from its twin (or its registration until read).
 	location atomic.Pointer[platformv1alpha1.Location]
 }
@@ -107,7 +118,10 @@ func New(opts Options) (*Servicelet, error) {
 		return nil, fmt.Errorf("servicelet: no driver for %s", strings.Join(missing, ", "))
 	}
 	if opts.HeartbeatInterval == 0 {
-		opts.HeartbeatInterval = 10 * time.Second
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = min(DefaultProbeInterval, opts.HeartbeatInterval)
 	}
 	if opts.Workers == 0 {
 		opts.Workers = 16
@@ -125,10 +139,12 @@ func New(opts Options) (*Servicelet, error) {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[Key](500*time.Millisecond, maxErrorBackoff),
 		workqueue.TypedRateLimitingQueueConfig[Key]{Name: "servicelet"},
 	)
-	s := &Servicelet{opts: opts, queue: queue, client: c, changed: make(chan struct{}, 1)}
+	s := &Servicelet{opts: opts, queue: queue, client: c}
 	s.source = NewSource(opts.Config, opts.EndpointSlice, opts.Runtime, opts.Kinds, queue)
 	s.reconciler = &Reconciler{Runtime: opts.Runtime, Drivers: opts.Drivers, Source: s.source, Resync: opts.Resync, Log: opts.Log, NormalEvents: opts.NormalEvents,
 		Location: s.location.Load}
+	s.metrics = newMetrics(queue.Len, s.source.Len)
+	s.reconciler.ReadyAfter = s.metrics.createReady.Observe
 	if opts.Register != nil {
 		loc := opts.Register.Location
 		s.location.Store(&loc)
@@ -176,40 +192,61 @@ func (s *Servicelet) work(ctx context.Context) {
 		if shutdown {
 			return
 		}
+		start := time.Now()
 		res, err := s.reconciler.Reconcile(ctx, key)
+		s.metrics.duration.Observe(time.Since(start).Seconds())
 		switch {
 		case err != nil:
+			s.metrics.reconciles.WithLabelValues(resultError).Inc()
 			s.queue.AddRateLimited(key)
 		case res.RequeueAfter > 0:
+			s.metrics.reconciles.WithLabelValues(resultOK).Inc()
 			s.queue.Forget(key)
 			s.queue.AddAfter(key, res.RequeueAfter)
 		default:
+			s.metrics.reconciles.WithLabelValues(resultOK).Inc()
 			s.queue.Forget(key)
 		}
 		s.queue.Done(key)
-		s.notifyChanged()
 	}
 }
 
-func (s *Servicelet) notifyChanged() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
-}
-
-// twin keeps the ServiceRuntime true: registered, with a heartbeat every interval, and
-// sooner (at most once a second) when what the runtime hosts changed.
+// twin keeps the ServiceRuntime true, like kubelet its Node: the runtime is probed every
+// probe interval (locally, no write); the twin's status is written once per heartbeat
+// interval with what the runtime hosts then (so under load and when idle alike, one write
+// per interval), and at once when the runtime's verdict (Ready, and why) changes. No
+// report reads the twin: each starts from what the last write returned, guarded by its
+// resourceVersion, and only a conflict (an operator or the coordinator changed the twin)
+// reads it again.
 func (s *Servicelet) twin(ctx context.Context) {
 	log := logr.FromContextOrDiscard(ctx).WithName("twin")
-	var last string
-	var twin *platformv1alpha1.ServiceRuntime // as the last write left it
-	tick := time.NewTicker(s.opts.HeartbeatInterval)
-	defer tick.Stop()
-	backoff := time.Second
+	probe := time.NewTicker(s.opts.ProbeInterval)
+	defer probe.Stop()
+	var (
+		twin      *platformv1alpha1.ServiceRuntime // as the last write left it
+		verdict   string                           // what the last write said of the runtime
+		lastWrite time.Time
+		probeErr  error
+	)
+	probeNow, backoff := true, time.Second
 	for {
-		state, written, err := s.report(ctx, last, twin)
-		twin = written
+		if probeNow {
+			probeErr, probeNow = s.opts.Probe.Probe(ctx), false
+		}
+		obs, err := s.observe(probeErr)
+		if err == nil {
+			switch why := writeDue(lastWrite, time.Now(), s.opts.HeartbeatInterval, verdict, obs.verdict()); why {
+			case "":
+			default:
+				var written *platformv1alpha1.ServiceRuntime
+				if written, err = s.report(ctx, obs, twin); err == nil {
+					twin, verdict, lastWrite = written, obs.verdict(), time.Now()
+					s.metrics.twinWrites.WithLabelValues(why).Inc()
+				} else {
+					twin = nil
+				}
+			}
+		}
 		if err != nil {
 			log.Info("cannot report the runtime yet", "err", err.Error(), "retryIn", backoff)
 			select {
@@ -217,37 +254,85 @@ func (s *Servicelet) twin(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, s.opts.HeartbeatInterval)
+			backoff, probeNow = min(backoff*2, s.opts.HeartbeatInterval), true
 			continue
 		}
-		backoff, last = time.Second, state
+		backoff = time.Second
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-			// The heartbeat is due whatever changed, from a fresh read of the twin (an
-			// operator may have changed its spec since).
-			last, twin = "", nil
-		case <-s.changed:
-			select { // at most one write a second for changes
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
+		case <-probe.C:
+			probeNow = true
+		case <-time.After(time.Until(lastWrite.Add(s.opts.HeartbeatInterval))):
 		}
 	}
 }
 
-// report writes the twin's status unless it equals last (and no heartbeat is due),
-// returning what it wrote and the twin as the write left it. It starts from known, the
-// twin as the previous write left it, when it is given: a report between two heartbeats
-// (what the runtime hosts changed) costs one write and no read; one of those that the
-// twin changed in between (a conflict) reads it again.
-func (s *Servicelet) report(ctx context.Context, last string, known *platformv1alpha1.ServiceRuntime) (string, *platformv1alpha1.ServiceRuntime, error) {
+// Why a twin write is due.
+const (
+	writeHeartbeat = "heartbeat"
+	writeVerdict   = "verdict"
+)
+
+// writeDue says why the twin's status is to be written now ("" for not yet): the
+// heartbeat once an interval passed since the last write (or there was none), and a
+// change of the runtime's verdict at once.
+func writeDue(lastWrite, now time.Time, interval time.Duration, written, verdict string) string {
+	switch {
+	case lastWrite.IsZero() || now.Sub(lastWrite) >= interval:
+		return writeHeartbeat
+	case verdict != written:
+		return writeVerdict
+	}
+	return ""
+}
+
+// observation is what the next twin report says.
+type observation struct {
+	cond             metav1.Condition
+	count            int
+	allocated, usage corev1.ResourceList
+}
+
+// verdict is the part of an observation that is written at once when it changes.
+func (o observation) verdict() string { return string(o.cond.Status) + "|" + o.cond.Reason }
+
+// observe sums what the runtime hosts and judges it from probeErr, the last probe's
+// result, and the cache's state.
+func (s *Servicelet) observe(probeErr error) (observation, error) {
+	obs := observation{allocated: corev1.ResourceList{}, usage: corev1.ResourceList{}}
+	usages := s.reconciler.Usage()
+	for _, c := range s.source.List() {
+		obs.count++
+		k := s.opts.Kinds[c.Key.Kind]
+		addTo(obs.allocated, scheduler.RequestsOf(c.Object, k))
+		addTo(obs.usage, usages[c.Key])
+	}
+	obs.cond = metav1.Condition{Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: platformv1alpha1.ReasonHeartbeatFresh, Message: "the servicelet reports the runtime usable"}
+	if probeErr != nil {
+		obs.cond.Status, obs.cond.Reason, obs.cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, probeErr.Error()
+	}
+	if !s.source.Synced() {
+		// Right after a restart the cache is still filling: saying nothing for a while
+		// keeps the runtime's last verdict instead of flapping it to not Ready.
+		if time.Since(s.started) < syncGrace {
+			return obs, errNotSynced
+		}
+		obs.cond.Status, obs.cond.Reason, obs.cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, "the servicelet cannot reach the provider's virtual workspace"
+	}
+	return obs, nil
+}
+
+// report writes obs as the twin's status and returns the twin as the write left it. It
+// starts from known, the twin as the previous write left it, when it is given (one write,
+// no read); without it, or when the twin changed since (a conflict), it reads the twin
+// first, registering it if it is missing and the servicelet registers.
+func (s *Servicelet) report(ctx context.Context, obs observation, known *platformv1alpha1.ServiceRuntime) (*platformv1alpha1.ServiceRuntime, error) {
 	if known != nil {
-		state, written, err := s.reportOn(ctx, last, known.DeepCopy())
+		written, err := s.reportOn(ctx, obs, known.DeepCopy())
 		if !apierrors.IsConflict(errors.Unwrap(err)) {
-			return state, written, err
+			return written, err
 		}
 	}
 	rt := &platformv1alpha1.ServiceRuntime{}
@@ -255,80 +340,36 @@ func (s *Servicelet) report(ctx context.Context, last string, known *platformv1a
 	if apierrors.IsNotFound(err) && s.opts.Register != nil {
 		rt = &platformv1alpha1.ServiceRuntime{ObjectMeta: metav1.ObjectMeta{Name: s.opts.Runtime}, Spec: *s.opts.Register}
 		if err := s.client.Create(ctx, rt); err != nil && !apierrors.IsAlreadyExists(err) {
-			return "", nil, fmt.Errorf("failed to register ServiceRuntime %s: %w", s.opts.Runtime, err)
+			return nil, fmt.Errorf("failed to register ServiceRuntime %s: %w", s.opts.Runtime, err)
 		}
 		if err := s.client.Get(ctx, client.ObjectKey{Name: s.opts.Runtime}, rt); err != nil {
-			return "", nil, err
+			return nil, err
 		}
 	} else if err != nil {
-		return "", nil, fmt.Errorf("failed to read ServiceRuntime %s: %w", s.opts.Runtime, err)
+		return nil, fmt.Errorf("failed to read ServiceRuntime %s: %w", s.opts.Runtime, err)
 	}
 	loc := rt.Spec.Location
 	s.location.Store(&loc)
-	return s.reportOn(ctx, last, rt)
+	return s.reportOn(ctx, obs, rt)
 }
 
 // reportOn is report on the twin rt.
-func (s *Servicelet) reportOn(ctx context.Context, last string, rt *platformv1alpha1.ServiceRuntime) (string, *platformv1alpha1.ServiceRuntime, error) {
-	cached := s.source.List()
-	allocated, usage := corev1.ResourceList{}, corev1.ResourceList{}
-	count := 0
-	usages := s.reconciler.Usage()
-	for _, c := range cached {
-		count++
-		k := s.opts.Kinds[c.Key.Kind]
-		addTo(allocated, scheduler.RequestsOf(c.Object, k))
-		addTo(usage, usages[c.Key])
-	}
-	probeErr := s.opts.Probe.Probe(ctx)
-	cond := metav1.Condition{Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: platformv1alpha1.ReasonHeartbeatFresh, Message: "the servicelet reports the runtime usable"}
-	if probeErr != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, probeErr.Error()
-	}
-	if !s.source.Synced() {
-		// Right after a restart the cache is still filling: saying nothing for a while
-		// keeps the runtime's last verdict instead of flapping it to not Ready.
-		if time.Since(s.started) < syncGrace {
-			return last, rt, errNotSynced
-		}
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeUnavailable, "the servicelet cannot reach the provider's virtual workspace"
-	}
-	state := fmt.Sprintf("%s|%s|%d|%s|%s|%d", cond.Status, cond.Message, count, canonical(allocated), canonical(usage), rt.Generation)
-	if state == last {
-		return last, rt, nil
-	}
+func (s *Servicelet) reportOn(ctx context.Context, obs observation, rt *platformv1alpha1.ServiceRuntime) (*platformv1alpha1.ServiceRuntime, error) {
 	now := metav1.Now()
 	patch := rt.DeepCopy()
-	meta.SetStatusCondition(&patch.Status.Conditions, cond)
+	meta.SetStatusCondition(&patch.Status.Conditions, obs.cond)
 	patch.Status.LastHeartbeatTime = &now
-	patch.Status.Allocated = allocated
-	patch.Status.Usage = usage
-	patch.Status.CapabilityCount = int32(count)
+	patch.Status.Allocated = obs.allocated
+	patch.Status.Usage = obs.usage
+	patch.Status.CapabilityCount = int32(obs.count)
 	patch.Status.ServiceletVersion = Version
 	patch.Status.ObservedGeneration = rt.Generation
 	// Guarded by the resourceVersion it was computed from: a twin changed since (by an
 	// operator, or the coordinator marking it late) is read again rather than overwritten.
 	if err := s.client.Status().Patch(ctx, patch, client.MergeFromWithOptions(rt, client.MergeFromWithOptimisticLock{})); err != nil {
-		return "", nil, fmt.Errorf("failed to report ServiceRuntime %s: %w", s.opts.Runtime, err)
+		return nil, fmt.Errorf("failed to report ServiceRuntime %s: %w", s.opts.Runtime, err)
 	}
-	return state, patch, nil
-}
-
-// canonical prints a resource list the same way whatever its quantities cached, so that
-// comparing two reports does not see changes that are not there.
-func canonical(l corev1.ResourceList) string {
-	names := make([]string, 0, len(l))
-	for name := range l {
-		names = append(names, string(name))
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, name := range names {
-		q := l[corev1.ResourceName(name)]
-		b.WriteString(name + "=" + q.String() + ",")
-	}
-	return b.String()
+	return patch, nil
 }
 
 func addTo(sum, add corev1.ResourceList) {
@@ -339,7 +380,8 @@ func addTo(sum, add corev1.ResourceList) {
 	}
 }
 
-// serveDebug serves /capabilities, the keys the source's cache holds, and /healthz.
+// serveDebug serves /capabilities, the keys the source's cache holds, /metrics and
+// /healthz.
 func (s *Servicelet) serveDebug(ctx context.Context) error {
 	l, err := net.Listen("tcp", s.opts.DebugAddr)
 	if err != nil {
@@ -360,6 +402,7 @@ func (s *Servicelet) serveDebug(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	})
+	mux.Handle("/metrics", s.metrics.handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()

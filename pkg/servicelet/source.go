@@ -314,6 +314,19 @@ func (s *Source) List() []Cached {
 	return out
 }
 
+// Len is how many capabilities the cache holds.
+func (s *Source) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ep := range s.endpoints {
+		for _, inf := range ep.informers {
+			n += len(inf.GetStore().ListKeys())
+		}
+	}
+	return n
+}
+
 func (s *Source) setSliceRead(ok bool) {
 	s.mu.Lock()
 	s.sliceRead = ok

@@ -31,6 +31,11 @@ const (
 	ReasonHeartbeatTooOld = "heartbeat too old"
 )
 
+// DefaultHeartbeatTimeout is how old a runtime's heartbeat may be: two and a half of the
+// servicelet's default heartbeat intervals (1m), so that one missed heartbeat and a slow
+// write do not take a runtime out.
+const DefaultHeartbeatTimeout = 150 * time.Second
+
 // DefaultLagTolerance is how long a lagging control plane is blamed for late heartbeats
 // before the runtimes are (see Late).
 const DefaultLagTolerance = 5 * time.Minute

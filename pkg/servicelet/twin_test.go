@@ -1,0 +1,50 @@
+package servicelet
+
+import (
+	"testing"
+	"time"
+)
+
+func TestWriteDue(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	const interval = time.Minute
+	ready, down := "True|HeartbeatFresh", "False|RuntimeUnavailable"
+	tests := []struct {
+		name      string
+		lastWrite time.Time
+		now       time.Time
+		written   string
+		verdict   string
+		want      string
+	}{
+		{"first report", time.Time{}, t0, "", ready, writeHeartbeat},
+		{"idle, within the interval", t0, t0.Add(59 * time.Second), ready, ready, ""},
+		{"idle, the interval passed", t0, t0.Add(interval), ready, ready, writeHeartbeat},
+		{"the runtime went down", t0, t0.Add(time.Second), ready, down, writeVerdict},
+		{"the runtime is back", t0, t0.Add(time.Second), down, ready, writeVerdict},
+		{"still down, within the interval", t0, t0.Add(10 * time.Second), down, down, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := writeDue(tt.lastWrite, tt.now, interval, tt.written, tt.verdict); got != tt.want {
+				t.Errorf("writeDue() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Under load, what a runtime hosts changes all the time; none of it is a reason to write
+// before the interval passed: a minute of changes costs one write.
+func TestWriteDueIgnoresWhatTheRuntimeHosts(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	writes, last := 0, time.Time{}
+	for now := t0; now.Before(t0.Add(10 * time.Minute)); now = now.Add(100 * time.Millisecond) {
+		if writeDue(last, now, time.Minute, "True|HeartbeatFresh", "True|HeartbeatFresh") != "" {
+			writes++
+			last = now
+		}
+	}
+	if writes != 10 {
+		t.Errorf("%d writes in ten minutes at a 1m interval, want 10", writes)
+	}
+}
