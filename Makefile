@@ -37,7 +37,7 @@ tools: $(TOOLS) ## Build kcp, apigen, controller-gen, kubectl and the kubectl kc
 # rebuilt exactly when its pinned version changes.
 $(KCP_TOOLS) &: hack/tools/kcp/go.mod hack/tools/kcp/go.sum
 	@echo ">> building kcp and apigen (first time: about 6 minutes on 2 cores)"
-	cd hack/tools/kcp && go build -o $(BIN)/ github.com/kcp-dev/kcp/cmd/kcp github.com/kcp-dev/kcp/sdk/cmd/apigen
+	cd hack/tools/kcp && go build -o $(BIN)/ github.com/kcp-dev/kcp/cmd/kcp github.com/kcp-dev/sdk/cmd/apigen
 	@touch $(KCP_TOOLS)
 
 $(CLI_TOOLS) &: hack/tools/cli/go.mod hack/tools/cli/go.sum

@@ -29,6 +29,8 @@ type options struct {
 	IdleFor                            time.Duration
 	Out                                string
 	Bin                                string
+	KCP                                string
+	CeilingOnly                        bool
 	Keep                               bool
 	Profile                            time.Duration
 }
@@ -47,6 +49,8 @@ func main() {
 	fs.DurationVar(&o.IdleFor, "idle-for", o.IdleFor, "Length of the idle window that counts the runtimes' writes.")
 	fs.StringVar(&o.Out, "out", o.Out, "Folder for results.md, results.json and latency.svg.")
 	fs.StringVar(&o.Bin, "bin", o.Bin, "Folder with kcp and msp's binaries (default: next to msp-bench).")
+	fs.StringVar(&o.KCP, "kcp", o.KCP, "The kcp binary to run (default: kcp in --bin); e.g. another kcp version, to compare ceilings.")
+	fs.BoolVar(&o.CeilingOnly, "ceiling-only", o.CeilingOnly, "Set up W and R, measure kcp's ceilings and stop: no msp component runs.")
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "Keep kcp's data folder.")
 	fs.DurationVar(&o.Profile, "profile", o.Profile, "When set, capture CPU profiles of kcp and the coordinator over this long from the start of the burst, into --out.")
 	fs.BoolVar(&quick, "quick", quick, "A shorter preset (about ten minutes): W=20, R=5, C=1000, churn phases of 30s, idle 1m.")
@@ -60,6 +64,9 @@ func main() {
 			fail(err)
 		}
 		o.Bin = filepath.Dir(exe)
+	}
+	if o.KCP == "" {
+		o.KCP = filepath.Join(o.Bin, "kcp")
 	}
 	if o.Workspaces < 1 || o.Runtimes < 1 || o.Capabilities < 1 || o.ChurnRate < 1 || o.LowChurnRate < 0 || o.ServiceletLoad < 0 {
 		fail(fmt.Errorf("--workspaces, --runtimes, --capabilities and --churn-rate must be positive"))

@@ -39,6 +39,11 @@ func report(o options, r *results) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s. Run: %s, W=%d, R=%d, C=%d, churn %d/s for %s (setup %.0fs).\n\n",
 		r.Machine, time.Now().UTC().Format("2006-01-02 15:04 MST"), o.Workspaces, o.Runtimes, o.Capabilities, o.ChurnRate, o.ChurnFor, r.SetupSeconds)
+	if o.CeilingOnly {
+		fmt.Fprintf(&b, "kcp: %s\n\n| ceiling (plain client-go through the virtual workspace, %d capabilities, 32 in flight) | per second |\n| --- | --- |\n", o.KCP, r.CeilingSample)
+		fmt.Fprintf(&b, "| create + the scheduler's write | %.1f |\n| create + the scheduler's and the servicelet's 3 writes | %.1f |\n", r.CeilingPerSec, r.LifecyclePerSec)
+		return writeResults(o, r, b.String())
+	}
 	b.WriteString("| figure | value | target | |\n| --- | --- | --- | --- |\n")
 	row := func(name, value, target string, ok bool) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, value, target, mark(ok))
@@ -76,7 +81,14 @@ func report(o options, r *results) error {
 	info("coordinator writes per decision", fmt.Sprintf("%.2f (the assignment patch; a status apply only for what waited)", r.WritesPerDec))
 	row("stored writes per idle runtime-minute (the twin's heartbeat)", fmt.Sprintf("%.2f", r.IdleWritesMin), fmt.Sprintf("≤ %.0f", targetIdleWrites), r.IdleWritesMin <= targetIdleWrites)
 	row("cold restart: caught up", fmt.Sprintf("%.1f s, %.0f writes", r.RestartSeconds, r.RestartWrites), fmt.Sprintf("≤ %.0f s, no redundant writes", targetRestart), r.RestartSeconds <= targetRestart)
-	table := b.String()
+	if err := writeResults(o, r, b.String()); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(o.Out, "latency.svg"), []byte(svg(r)), 0o644)
+}
+
+// writeResults prints the table and writes it and the raw results into --out.
+func writeResults(o options, r *results, table string) error {
 	fmt.Println()
 	fmt.Print(table)
 	if err := os.WriteFile(filepath.Join(o.Out, "results.md"), []byte(table), 0o644); err != nil {
@@ -86,10 +98,7 @@ func report(o options, r *results) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(o.Out, "results.json"), raw, 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(o.Out, "latency.svg"), []byte(svg(r)), 0o644)
+	return os.WriteFile(filepath.Join(o.Out, "results.json"), raw, 0o644)
 }
 
 // svg draws two panels: the create→assigned CDF of the burst and of the churn, and the

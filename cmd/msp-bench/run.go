@@ -84,7 +84,7 @@ type point struct {
 func run(ctx context.Context, o options) (*results, error) {
 	res := &results{Machine: machine(), Params: map[string]string{
 		"W": fmt.Sprint(o.Workspaces), "R": fmt.Sprint(o.Runtimes), "C": fmt.Sprint(o.Capabilities),
-		"churn": fmt.Sprintf("%d/s for %s", o.ChurnRate, o.ChurnFor), "lowChurn": fmt.Sprintf("%d/s for %s", o.LowChurnRate, o.ChurnFor),
+		"churn": fmt.Sprintf("%d/s for %s", o.ChurnRate, o.ChurnFor), "kcp": o.KCP, "lowChurn": fmt.Sprintf("%d/s for %s", o.LowChurnRate, o.ChurnFor),
 	}}
 	dataDir, err := os.MkdirTemp("", "msp-bench-")
 	if err != nil {
@@ -95,7 +95,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	start := time.Now()
 	say("starting kcp (data: %s)", dataDir)
-	kcpOpts := launcher.Options{Binary: filepath.Join(o.Bin, "kcp"), DataDir: filepath.Join(dataDir, "kcp")}
+	kcpOpts := launcher.Options{Binary: o.KCP, DataDir: filepath.Join(dataDir, "kcp")}
 	profiles := map[string]string{}
 	if o.Profile > 0 {
 		port, err := ports.Free("127.0.0.1")
@@ -169,6 +169,9 @@ func run(ctx context.Context, o options) (*results, error) {
 	say("measuring the ceiling on %d capabilities: the scheduler's and the servicelet's writes", res.CeilingSample)
 	if res.LifecyclePerSec, err = ceiling(ctx, cfg, tenants, runtimes, res.CeilingSample, true); err != nil {
 		return nil, err
+	}
+	if o.CeilingOnly {
+		return res, nil
 	}
 
 	// Every component its own identity, as in make run: the front door's and the

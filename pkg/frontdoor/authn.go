@@ -27,8 +27,23 @@ const (
 )
 
 // extraClusterName is the user extra in which kcp names a ServiceAccount's home
-// logical cluster.
-const extraClusterName = "authentication.kubernetes.io/cluster-name"
+// logical cluster (kcp v0.30 and later); extraClusterNameV028 is where kcp v0.28 put it.
+const (
+	extraClusterName     = "authentication.kcp.io/cluster-name"
+	extraClusterNameV028 = "authentication.kubernetes.io/cluster-name"
+)
+
+// homeCluster is the one home cluster the extras name, or nil when they name none or
+// several (the two keys disagreeing counts as several).
+func homeCluster(extra map[string]authenticationv1.ExtraValue) []string {
+	got := append([]string(nil), extra[extraClusterName]...)
+	for _, c := range extra[extraClusterNameV028] {
+		if !slices.Contains(got, c) {
+			got = append(got, c)
+		}
+	}
+	return got
+}
 
 // identity is an authenticated servicelet.
 type identity struct {
@@ -177,9 +192,9 @@ func identityFromReview(st authenticationv1.TokenReviewStatus, audience, cluster
 		return identity{}, unauthorized("%s is not a servicelet: only the ServiceAccounts %s<runtime> in namespace %s of the provider workspace may use the front door",
 			st.User.Username, serviceAccountPrefix, ServiceletNamespace)
 	}
-	if got := st.User.Extra[extraClusterName]; len(got) != 1 || got[0] != cluster {
+	if got := homeCluster(st.User.Extra); len(got) != 1 || got[0] != cluster {
 		return identity{}, unauthorized("%s belongs to another workspace (cluster %v): only the provider workspace's own ServiceAccounts (cluster %s) may use the front door",
-			st.User.Username, []string(got), cluster)
+			st.User.Username, got, cluster)
 	}
 	return identity{runtime: runtime, uid: st.User.UID}, nil
 }

@@ -20,7 +20,7 @@ func review(user, cluster string, audiences ...string) authenticationv1.TokenRev
 			Username: user, UID: "uid-a",
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"},
 			Extra: map[string]authenticationv1.ExtraValue{
-				"authentication.kubernetes.io/cluster-name":  {cluster},
+				"authentication.kcp.io/cluster-name":         {cluster},
 				"authentication.kubernetes.io/credential-id": {"JTI=1"},
 			},
 		},
@@ -40,6 +40,17 @@ func TestIdentityFromReview(t *testing.T) {
 		{name: "no cluster-name", status: func() authenticationv1.TokenReviewStatus {
 			s := review(sa, testCluster, DefaultAudience)
 			delete(s.User.Extra, extraClusterName)
+			return s
+		}(), wantErr: "another workspace"},
+		{name: "kcp v0.28's key", status: func() authenticationv1.TokenReviewStatus {
+			s := review(sa, testCluster, DefaultAudience)
+			delete(s.User.Extra, extraClusterName)
+			s.User.Extra[extraClusterNameV028] = authenticationv1.ExtraValue{testCluster}
+			return s
+		}()},
+		{name: "both keys, disagreeing", status: func() authenticationv1.TokenReviewStatus {
+			s := review(sa, testCluster, DefaultAudience)
+			s.User.Extra[extraClusterNameV028] = authenticationv1.ExtraValue{"othercl"}
 			return s
 		}(), wantErr: "another workspace"},
 		{name: "two cluster-names", status: func() authenticationv1.TokenReviewStatus {

@@ -4,8 +4,8 @@
 // so kcp itself refuses it), decides per request what the servicelet's runtime may do, and
 // forwards what it allows to kcp with the front door's own kcp credential.
 //
-// kcp v0.28.1 cannot confine what an identity reads through an APIExport virtual
-// workspace, nor its writes of claimed Secrets; the front door does, in the manner of
+// kcp (v0.28.1, as e2e/probe found) cannot confine what an identity reads through an
+// APIExport virtual workspace, nor its writes of claimed Secrets; the front door does, in the manner of
 // Kubernetes' Node authorizer: a servicelet lists and watches only with its own runtime's
 // label selector, and reads and writes only the capabilities, connection Secrets and
 // Events of its runtime. Deleting a servicelet's ServiceAccount revokes it at once, open
