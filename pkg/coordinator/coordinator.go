@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -21,6 +22,8 @@ import (
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"github.com/kcp-dev/multicluster-provider/apiexport"
+	mcprovider "github.com/kcp-dev/multicluster-provider/pkg/provider"
+	apisv1alpha1 "github.com/kcp-dev/sdk/apis/apis/v1alpha1"
 
 	"github.com/msp-dev/msp/pkg/exports"
 	"github.com/msp-dev/msp/pkg/runtimemanager"
@@ -128,12 +131,26 @@ func Run(ctx context.Context, opts Options) error {
 	opts.Log.Info("coordinating", "export", opts.Export, "kinds", gvks)
 
 	scheme := scheduler.Scheme()
-	provider, err := apiexport.New(opts.Config, opts.EndpointSlice, apiexport.Options{Scheme: scheme, Log: &opts.Log})
+	// The apiexport provider as apiexport.New builds it, but with the coordinator's own
+	// pruned caches of the tenant workspaces (see tenantCaches).
+	caches := newTenantCaches(ctx, scheme, opts.Log.WithName("tenant-cache"))
+	p, err := mcprovider.NewProvider(opts.Config, opts.EndpointSlice, mcprovider.Options{
+		Scheme:                       scheme,
+		Log:                          &opts.Log,
+		EndpointSliceObject:          &apisv1alpha1.APIExportEndpointSlice{},
+		ExtractURLsFromEndpointSlice: mcprovider.DefaultExtractURLsFromEndpointSlice,
+		ObjectToWatch:                &apisv1alpha1.APIBinding{},
+		AddFilter:                    mcprovider.ConditionReadyFunc("Ready"),
+		UpdateFilter:                 mcprovider.ConditionReadyFunc("Ready"),
+		NewCluster:                   caches.newCluster,
+	})
 	if err != nil {
 		return fmt.Errorf("failed to create the apiexport provider: %w", err)
 	}
+	provider := &apiexport.Provider{Provider: p}
 	mgr, err := mcmanager.New(opts.Config, provider, manager.Options{
 		Scheme:                  scheme,
+		Cache:                   cache.Options{DefaultTransform: pruneForCache},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:  opts.HealthAddr,
 		PprofBindAddress:        opts.PprofAddr,
