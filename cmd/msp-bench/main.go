@@ -68,6 +68,9 @@ func main() {
 	if o.KCP == "" {
 		o.KCP = filepath.Join(o.Bin, "kcp")
 	}
+	if abs, err := filepath.Abs(o.KCP); err == nil {
+		o.KCP = abs // kcp runs in its data folder
+	}
 	if o.Workspaces < 1 || o.Runtimes < 1 || o.Capabilities < 1 || o.ChurnRate < 1 || o.LowChurnRate < 0 || o.ServiceletLoad < 0 {
 		fail(fmt.Errorf("--workspaces, --runtimes, --capabilities and --churn-rate must be positive"))
 	}
