@@ -444,10 +444,15 @@ func storedWrites(ctx context.Context, adminKubeconfig string, typ string) (floa
 	return stored(m, typ), nil
 }
 
+// stored counts kcp's stored writes of typ (resource.group, or a core resource): kcp
+// v0.28 labels etcd_requests_total with type="resource.group", v0.30 (Kubernetes 1.33
+// and later) with group and resource apart.
 func stored(m map[string]float64, typ string) float64 {
+	resource, group, _ := strings.Cut(typ, ".")
 	n := 0.0
 	for _, op := range []string{"create", "update", "delete"} {
 		n += sum(m, "etcd_requests_total", `operation="`+op+`"`, `type="`+typ+`"`)
+		n += sum(m, "etcd_requests_total", `operation="`+op+`"`, `group="`+group+`"`, `resource="`+resource+`"`)
 	}
 	return n
 }
