@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +26,7 @@ import (
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
+	"github.com/msp-dev/msp/pkg/metrics"
 	"github.com/msp-dev/msp/pkg/ports"
 	"github.com/msp-dev/msp/sdk/launch"
 )
@@ -342,39 +341,6 @@ func rssMB(pid int, peak bool) float64 {
 	return 0
 }
 
-// scrape reads the plain samples of a Prometheus endpoint.
-func scrape(ctx context.Context, client *http.Client, url string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<22)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
-}
-
 // sum adds the samples whose name starts with prefix and contains every part.
 func sum(m map[string]float64, prefix string, parts ...string) float64 {
 	total := 0.0
@@ -406,7 +372,7 @@ func clientWrites(m map[string]float64) float64 {
 // coordinatorWrites returns how many assignments the coordinator wrote and how many
 // write requests it sent in all.
 func coordinatorWrites(ctx context.Context, p *proc) (scheduled, writes float64) {
-	m, err := scrape(ctx, http.DefaultClient, "http://"+p.metrics+"/metrics")
+	m, err := metrics.Scrape(ctx, http.DefaultClient, "http://"+p.metrics+"/metrics")
 	if err != nil {
 		return 0, 0
 	}
@@ -418,7 +384,7 @@ func coordinatorWrites(ctx context.Context, p *proc) (scheduled, writes float64)
 func caughtUp(ctx context.Context, p *proc, n int, start time.Time) (float64, float64, error) {
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		m, err := scrape(ctx, http.DefaultClient, "http://"+p.metrics+"/metrics")
+		m, err := metrics.Scrape(ctx, http.DefaultClient, "http://"+p.metrics+"/metrics")
 		if err == nil {
 			reconciled := sum(m, "controller_runtime_reconcile_total", "msp-scheduler")
 			depth := sum(m, "workqueue_depth", "msp-scheduler")
@@ -502,7 +468,7 @@ func kcpMetrics(ctx context.Context, adminKubeconfig string) (map[string]float64
 	if err != nil {
 		return nil, err
 	}
-	return scrape(ctx, client, base.Host+"/metrics")
+	return metrics.Scrape(ctx, client, base.Host+"/metrics")
 }
 
 func numCPU() int { return runtime.NumCPU() }
