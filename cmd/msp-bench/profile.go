@@ -91,27 +91,34 @@ func (u cpuUse) String() string {
 // of a /debug/pprof handler) into dir, each over the given duration.
 func captureProfiles(ctx context.Context, dir string, endpoints map[string]string, d time.Duration) {
 	for name, base := range endpoints {
-		go func() {
-			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds()))
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if err != nil {
-				return
-			}
-			resp, err := (&http.Client{Timeout: d + time.Minute}).Do(req)
-			if err != nil {
-				say("profile of %s: %v", name, err)
-				return
-			}
-			defer resp.Body.Close()
-			path := filepath.Join(dir, name+".cpu.pprof")
-			f, err := os.Create(path)
-			if err != nil {
-				return
-			}
-			defer f.Close()
-			if _, err := io.Copy(f, resp.Body); err == nil {
-				say("wrote %s (go tool pprof -top %s)", path, path)
-			}
-		}()
+		go fetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())), filepath.Join(dir, name+".cpu.pprof"), d+time.Minute)
+	}
+}
+
+// captureHeap fetches a heap profile (what is in use after a collection) from the
+// /debug/pprof handler at base into dir.
+func captureHeap(ctx context.Context, dir, name, base string) {
+	fetchProfile(ctx, base+"/debug/pprof/heap?gc=1", filepath.Join(dir, name+".heap.pprof"), time.Minute)
+}
+
+// fetchProfile writes what url answers to path, and says where.
+func fetchProfile(ctx context.Context, url, path string, timeout time.Duration) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		say("profile %s: %v", url, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err == nil {
+		say("wrote %s (go tool pprof -top %s)", path, path)
 	}
 }

@@ -266,6 +266,9 @@ func run(ctx context.Context, o options) (*results, error) {
 	res.ChurnCPU = cpu.since(cpuBefore, churnStart)
 	res.ChurnAssigned, res.ChurnReady = w.latencies(churn)
 	res.CoordinatorMB = rssMB(coord.Pid(), true)
+	if o.Profile > 0 && coord.pprof != "" {
+		captureHeap(ctx, o.Out, "coordinator", "http://"+coord.pprof)
+	}
 	if o.LowChurnRate > 0 {
 		say("steady churn: %d/s for %s", o.LowChurnRate, o.ChurnFor)
 		low := createCapabilities(ctx, cfg, tenants, "low", o.LowChurnRate*int(o.ChurnFor.Seconds()), o.LowChurnRate, w)

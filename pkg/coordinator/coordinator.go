@@ -194,7 +194,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := (&twin.Revoker{Config: opts.Config}).SetupWithManager(mgr.GetLocalManager()); err != nil {
 		return fmt.Errorf("failed to set up the servicelet revoker: %w", err)
 	}
-	sched, err := scheduler.New(mgr, scheduler.Options{Kinds: kinds, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
+	sched, err := scheduler.New(mgr, scheduler.Options{Kinds: kinds, Fleet: caches, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
 		Permits: scheduler.SARPermits(mgr.GetLocalManager().GetClient())})
 	if err != nil {
 		return err

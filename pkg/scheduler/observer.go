@@ -7,88 +7,95 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
-	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
+	"github.com/kcp-dev/logicalcluster/v3"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
 	"github.com/msp-dev/msp/sdk/capability"
 )
 
-// observer keeps the accounting current: in every engaged workspace it follows the
-// capabilities of every kind and records which runtime each one counts on. It runs apart
-// from the controllers' queues, so the accounting is complete before a decision even
-// when the queue has not reached the assigned capabilities yet.
+// observer keeps the accounting current: it follows the capabilities of every kind in
+// every bound workspace, one handler per kind on the Fleet, and records which runtime
+// each one counts on. It runs apart from the controllers' queues, so the accounting is
+// complete before a decision even when the queue has not reached the assigned
+// capabilities yet.
 type observer struct {
 	kinds []capability.Kind
 	acct  *Accounting
 	// waker is told when capacity was freed.
 	waker Waker
+	// fleet is what it follows; nil follows nothing (unit tests of the reconciler).
+	fleet Fleet
+	// requeue puts a capability of kinds[kindIndex] on its controller's queue.
+	requeue func(kindIndex int, req mcreconcile.Request)
 
-	mu     sync.Mutex
-	synced []toolscache.ResourceEventHandlerRegistration
+	mu      sync.Mutex
+	started bool
+	regs    []Registration
 }
 
-// Start implements manager.Runnable; the work happens in Engage.
+// Start follows the kinds on the Fleet until ctx ends.
 func (o *observer) Start(ctx context.Context) error {
+	if o.fleet != nil {
+		var regs []Registration
+		for _, kind := range o.kinds {
+			reg, err := o.fleet.AddEventHandler(ctx, kind.GVK, o.handler(kind))
+			if err != nil {
+				return fmt.Errorf("failed to follow %s in the tenant workspaces: %w", kind.GVK.Kind, err)
+			}
+			regs = append(regs, reg)
+		}
+		o.mu.Lock()
+		o.regs, o.started = regs, true
+		o.mu.Unlock()
+	}
 	<-ctx.Done()
 	return nil
 }
 
-// Engage follows the capabilities of a newly engaged workspace until it is disengaged.
+// Engage queues a newly engaged workspace's capabilities: the events the Fleet brought
+// before the workspace was engaged found no workspace to reconcile in. When it is
+// disengaged, what its capabilities counted is forgotten.
 func (o *observer) Engage(ctx context.Context, name multicluster.ClusterName, cl cluster.Cluster) error {
-	clusterName := name.String()
-	var regs []toolscache.ResourceEventHandlerRegistration
-	var informers []interface {
-		RemoveEventHandler(toolscache.ResourceEventHandlerRegistration) error
+	for i, kind := range o.kinds {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(kind.GVK.GroupVersion().WithKind(kind.GVK.Kind + "List"))
+		if err := cl.GetCache().List(ctx, list); err != nil {
+			return fmt.Errorf("failed to list the %s of %s: %w", kind.GVK.Kind, name, err)
+		}
+		if o.requeue == nil {
+			continue
+		}
+		for _, u := range list.Items {
+			o.requeue(i, mcreconcile.Request{ClusterName: name, Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()}}})
+		}
 	}
-	for _, kind := range o.kinds {
-		obj := &unstructured.Unstructured{}
-		obj.SetGroupVersionKind(kind.GVK)
-		inf, err := cl.GetCache().GetInformer(ctx, obj)
-		if err != nil {
-			return fmt.Errorf("failed to get the %s informer of %s: %w", kind.GVK.Kind, clusterName, err)
-		}
-		reg, err := inf.AddEventHandler(o.handler(clusterName, kind))
-		if err != nil {
-			return fmt.Errorf("failed to watch %s in %s: %w", kind.GVK.Kind, clusterName, err)
-		}
-		regs = append(regs, reg)
-		informers = append(informers, inf)
-	}
-	o.mu.Lock()
-	o.synced = append(o.synced, regs...)
-	o.mu.Unlock()
-
-	go func() {
-		<-ctx.Done()
-		for i, inf := range informers {
-			if err := inf.RemoveEventHandler(regs[i]); err != nil {
-				log.FromContext(ctx).V(1).Info("failed to remove handler", "cluster", clusterName, "err", err)
-			}
-		}
-		o.mu.Lock()
-		kept := o.synced[:0]
-		for _, r := range o.synced {
-			if !containsReg(regs, r) {
-				kept = append(kept, r)
-			}
-		}
-		o.synced = kept
-		o.mu.Unlock()
-		o.acct.DeletePrefix(clusterName + "|")
+	// A callback, not a goroutine per workspace waiting for the end.
+	context.AfterFunc(ctx, func() {
+		o.acct.DeletePrefix(name.String() + "|")
 		o.waker.WakeWaiting()
-	}()
+	})
 	return nil
 }
 
-// Synced reports whether every engaged workspace's capabilities have been counted.
+// Synced reports whether the capabilities of every workspace have been counted.
 func (o *observer) Synced() bool {
+	if o.fleet == nil {
+		return true
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for _, r := range o.synced {
+	if !o.started {
+		return false
+	}
+	for _, r := range o.regs {
 		if !r.HasSynced() {
 			return false
 		}
@@ -96,18 +103,27 @@ func (o *observer) Synced() bool {
 	return true
 }
 
-func (o *observer) handler(clusterName string, kind capability.Kind) toolscache.ResourceEventHandler {
+func (o *observer) handler(kind capability.Kind) toolscache.ResourceEventHandler {
 	gk := kind.GVK.GroupKind()
-	tenantKey := framework.TenantKey(clusterName, gk)
-	record := func(obj any) {
+	keyOf := func(obj any) (*unstructured.Unstructured, string, string, bool) {
 		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return nil, "", "", false
+		}
+		cluster := logicalcluster.From(u).String()
+		if cluster == "" {
+			return nil, "", "", false
+		}
+		return u, cluster, capabilityKey(cluster, gk, u.GetNamespace(), u.GetName()), true
+	}
+	record := func(obj any) {
+		u, cluster, key, ok := keyOf(obj)
 		if !ok {
 			return
 		}
-		key := capabilityKey(clusterName, gk, u.GetNamespace(), u.GetName())
 		runtime, _, _ := unstructured.NestedString(u.Object, "spec", "runtimeName")
 		before := o.acct.RuntimeOf(key)
-		o.acct.Observe(key, runtime, RequestsOf(u, kind), tenantKey)
+		o.acct.Observe(key, runtime, RequestsOf(u, kind), framework.TenantKey(cluster, gk))
 		if before != "" && runtime == "" {
 			o.waker.WakeWaiting()
 		}
@@ -119,11 +135,10 @@ func (o *observer) handler(clusterName string, kind capability.Kind) toolscache.
 			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			u, ok := obj.(*unstructured.Unstructured)
+			_, _, key, ok := keyOf(obj)
 			if !ok {
 				return
 			}
-			key := capabilityKey(clusterName, gk, u.GetNamespace(), u.GetName())
 			freed := o.acct.RuntimeOf(key) != ""
 			o.acct.Delete(key)
 			if freed {
@@ -156,13 +171,4 @@ func resourcesOf(u *unstructured.Unstructured) platformv1alpha1.CapabilitySpec {
 		spec.Resources = parseResources(raw)
 	}
 	return spec
-}
-
-func containsReg(list []toolscache.ResourceEventHandlerRegistration, r toolscache.ResourceEventHandlerRegistration) bool {
-	for _, x := range list {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }

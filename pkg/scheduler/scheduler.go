@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -49,6 +48,9 @@ type Options struct {
 	Kinds []capability.Kind
 	// Framework filters and scores runtimes. Required.
 	Framework *framework.Framework
+	// Fleet brings the capabilities of every bound workspace, one informer per kind and
+	// endpoint (see Fleet). Required by New.
+	Fleet Fleet
 	// Runtimes lists the provider's ServiceRuntimes (the provider workspace's cache).
 	// Required.
 	Runtimes RuntimeLister
@@ -122,6 +124,9 @@ type Scheduler struct {
 // New returns a scheduler for the manager's clusters. When opts.Runtimes or
 // opts.Classes is a ChangeNotifier, it is told to wake the new scheduler.
 func New(mgr mcmanager.Manager, opts Options) (*Scheduler, error) {
+	if opts.Fleet == nil {
+		return nil, errors.New("scheduler: a fleet of the tenant workspaces is required")
+	}
 	return newScheduler(opts, managerWorkspaces{mgr})
 }
 
@@ -149,7 +154,7 @@ func newScheduler(opts Options, ws workspaces) (*Scheduler, error) {
 		opts.Now = time.Now
 	}
 	s := &Scheduler{opts: opts, workspaces: ws, acct: NewAccounting(), waiting: newWaitingSet()}
-	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, waker: s}
+	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, waker: s, fleet: opts.Fleet, requeue: s.requeue}
 	if n, ok := opts.Runtimes.(ChangeNotifier); ok {
 		n.Notify(s)
 	}
@@ -162,21 +167,19 @@ func newScheduler(opts Options, ws workspaces) (*Scheduler, error) {
 // Accounting exposes the scheduler's view of what runs where (for explain and tests).
 func (s *Scheduler) Accounting() *Accounting { return s.acct }
 
-// SetupWithManager registers one controller per kind, the observer that keeps the
-// accounting current in every engaged workspace, and the housekeeping loop.
+// SetupWithManager registers one controller per kind, fed by the Fleet, the observer
+// that keeps the accounting current, and the housekeeping loop.
 func (s *Scheduler) SetupWithManager(mgr mcmanager.Manager) error {
 	if err := mgr.Add(s.observer); err != nil {
 		return fmt.Errorf("failed to add the capability observer: %w", err)
 	}
 	for i, kind := range s.opts.Kinds {
-		obj := &unstructured.Unstructured{}
-		obj.SetGroupVersionKind(kind.GVK)
 		t := &trigger{}
 		s.triggers = append(s.triggers, t)
 		r := &reconciler{s: s, kind: kind, kindIndex: i}
 		err := mcbuilder.ControllerManagedBy(mgr).
 			Named(fmt.Sprintf("%s-%s", ControllerName, kindName(kind.GVK))).
-			For(obj).
+			WatchesRawSource(&fleetSource{fleet: s.opts.Fleet, gvk: kind.GVK}).
 			WatchesRawSource(t).
 			WithOptions(controller.TypedOptions[mcreconcile.Request]{MaxConcurrentReconciles: s.opts.MaxConcurrentReconciles}).
 			Complete(r)
@@ -249,13 +252,18 @@ func (s *Scheduler) RuntimeLoad(runtime string) int {
 	return s.acct.Count(runtime)
 }
 
+// requeue puts a capability on its kind's controller queue.
+func (s *Scheduler) requeue(kindIndex int, req mcreconcile.Request) {
+	if kindIndex < len(s.triggers) {
+		s.triggers[kindIndex].add(req)
+	}
+}
+
 // WakeWaiting retries every capability that nothing fitted, at once: a runtime
 // appeared or changed, or capacity was freed.
 func (s *Scheduler) WakeWaiting() {
 	for _, w := range s.waiting.all() {
-		if w.kindIndex < len(s.triggers) {
-			s.triggers[w.kindIndex].add(w.req)
-		}
+		s.requeue(w.kindIndex, w.req)
 	}
 }
 

@@ -43,7 +43,17 @@ func (m managerWorkspaces) Workspace(ctx context.Context, name multicluster.Clus
 	if err != nil {
 		return nil, err
 	}
-	return clusterStore{cl: cl, eventRecorder: cl.GetEventRecorderFor(ControllerName)}, nil
+	return clusterStore{cl: cl, eventRecorder: lazyRecorder{cl}}, nil
+}
+
+// lazyRecorder asks the workspace for its event recorder only when an event is
+// recorded: most reconciles record none (only Warnings are recorded by default).
+type lazyRecorder struct{ cl cluster.Cluster }
+
+func (l lazyRecorder) Event(object runtime.Object, eventtype, reason, message string) {
+	if r := l.cl.GetEventRecorderFor(ControllerName); r != nil {
+		r.Event(object, eventtype, reason, message)
+	}
 }
 
 // clusterStore reads from a workspace's cache and writes through its client.
