@@ -130,7 +130,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 }
 
 func hosts(n int, rt *platformv1alpha1.ServiceRuntime) string {
-	if q, ok := rt.Spec.Capacity[platformv1alpha1.ResourceCapabilities]; ok {
+	if q, ok := rt.EffectiveCapacity()[platformv1alpha1.ResourceCapabilities]; ok {
 		return fmt.Sprintf("%d/%s", n, q.String())
 	}
 	return strings.TrimSpace(fmt.Sprint(n))

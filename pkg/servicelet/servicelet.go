@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,13 +229,16 @@ func (s *Servicelet) twin(ctx context.Context) {
 		verdict   string                           // what the last write said of the runtime
 		lastWrite time.Time
 		probeErr  error
+		capacity  corev1.ResourceList // what the runtime last said it holds
 	)
 	probeNow, backoff := true, time.Second
 	for {
 		if probeNow {
 			probeErr, probeNow = s.opts.Probe.Probe(ctx), false
+			capacity = s.measureCapacity(ctx, log, capacity)
 		}
 		obs, err := s.observe(probeErr)
+		obs.capacity = capacity
 		if err == nil {
 			switch why := writeDue(lastWrite, time.Now(), s.opts.HeartbeatInterval, verdict, obs.verdict()); why {
 			case "":
@@ -292,10 +297,37 @@ type observation struct {
 	cond             metav1.Condition
 	count            int
 	allocated, usage corev1.ResourceList
+	// capacity is what the runtime reports it holds (driver.CapacityReporter).
+	capacity corev1.ResourceList
 }
 
-// verdict is the part of an observation that is written at once when it changes.
-func (o observation) verdict() string { return string(o.cond.Status) + "|" + o.cond.Reason }
+// verdict is the part of an observation that is written at once when it changes: the
+// runtime's Ready and why, and the capacity it reports (a cluster lost a node: the
+// scheduler must not wait a heartbeat to know).
+func (o observation) verdict() string {
+	v := string(o.cond.Status) + "|" + o.cond.Reason
+	names := slices.Sorted(maps.Keys(o.capacity))
+	for _, name := range names {
+		q := o.capacity[name]
+		v += "|" + string(name) + "=" + q.String()
+	}
+	return v
+}
+
+// measureCapacity asks a probe that can tell the runtime's capacity for it; when it
+// cannot answer now, the last answer stands.
+func (s *Servicelet) measureCapacity(ctx context.Context, log logr.Logger, last corev1.ResourceList) corev1.ResourceList {
+	cr, ok := s.opts.Probe.(driver.CapacityReporter)
+	if !ok {
+		return nil
+	}
+	capacity, err := cr.Capacity(ctx)
+	if err != nil {
+		log.Info("cannot measure the runtime's capacity; the last measure stands", "err", err.Error())
+		return last
+	}
+	return capacity
+}
 
 // observe sums what the runtime hosts and judges it from probeErr, the last probe's
 // result, and the cache's state.
@@ -359,6 +391,7 @@ func (s *Servicelet) reportOn(ctx context.Context, obs observation, rt *platform
 	patch := rt.DeepCopy()
 	meta.SetStatusCondition(&patch.Status.Conditions, obs.cond)
 	patch.Status.LastHeartbeatTime = &now
+	patch.Status.Capacity = obs.capacity
 	patch.Status.Allocated = obs.allocated
 	patch.Status.Usage = obs.usage
 	patch.Status.CapabilityCount = int32(obs.count)

@@ -3,6 +3,10 @@ package servicelet
 import (
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestWriteDue(t *testing.T) {
@@ -46,5 +50,35 @@ func TestWriteDueIgnoresWhatTheRuntimeHosts(t *testing.T) {
 	}
 	if writes != 10 {
 		t.Errorf("%d writes in ten minutes at a 1m interval, want 10", writes)
+	}
+}
+
+// A change of the capacity the runtime reports is written at once, like a change of its
+// Ready verdict; the same capacity in other units or map order is no change.
+func TestVerdictCarriesTheReportedCapacity(t *testing.T) {
+	ready := metav1.Condition{Status: metav1.ConditionTrue, Reason: "HeartbeatFresh"}
+	at := func(pairs ...string) observation {
+		o := observation{cond: ready}
+		if len(pairs) > 0 {
+			o.capacity = corev1.ResourceList{}
+		}
+		for i := 0; i < len(pairs); i += 2 {
+			o.capacity[corev1.ResourceName(pairs[i])] = resource.MustParse(pairs[i+1])
+		}
+		return o
+	}
+	if at().verdict() != "True|HeartbeatFresh" {
+		t.Errorf("verdict without a reported capacity = %q", at().verdict())
+	}
+	two, twoAgain := at("cpu", "2", "memory", "8Gi"), at("memory", "8192Mi", "cpu", "2000m")
+	if two.verdict() != twoAgain.verdict() {
+		t.Errorf("the same capacity gives two verdicts: %q and %q", two.verdict(), twoAgain.verdict())
+	}
+	if one := at("cpu", "1", "memory", "8Gi"); one.verdict() == two.verdict() {
+		t.Errorf("a node lost leaves the verdict as it was: %q", one.verdict())
+	}
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	if got := writeDue(t0, t0.Add(time.Second), time.Minute, two.verdict(), at("cpu", "4", "memory", "8Gi").verdict()); got != writeVerdict {
+		t.Errorf("writeDue() after the capacity changed = %q, want %q", got, writeVerdict)
 	}
 }

@@ -98,6 +98,15 @@ type RuntimeProbe interface {
 	Probe(ctx context.Context) error
 }
 
+// CapacityReporter is implemented by a RuntimeProbe whose runtime can tell how much it
+// holds (a Kubernetes cluster: its nodes' allocatable). The servicelet asks it with
+// every probe and writes what it reports into the twin's status.capacity, where each
+// resource it names counts instead of the one the runtime was registered with
+// (spec.capacity). Nil or empty reports nothing of its own, and spec.capacity counts.
+type CapacityReporter interface {
+	Capacity(ctx context.Context) (corev1.ResourceList, error)
+}
+
 // TenantError is an error whose message may be shown to the tenant as it is: it says
 // what is wrong in the tenant's terms and leaks nothing of the provider's internals.
 // Other errors reach the tenant as a generic message; their details stay in the

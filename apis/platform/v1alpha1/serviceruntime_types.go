@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"maps"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -95,6 +97,12 @@ type ServiceRuntimeStatus struct {
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
+	// capacity is what the runtime reports it can hold, as its servicelet measures it
+	// (a Kubernetes cluster: the sum of its nodes' allocatable). Every resource it names
+	// counts instead of the one in spec.capacity; spec.capacity counts for the rest.
+	// +optional
+	Capacity corev1.ResourceList `json:"capacity,omitempty"`
+
 	// allocated is how much of the capacity the capabilities assigned to this runtime
 	// take, as last counted by its servicelet.
 	// +optional
@@ -129,6 +137,19 @@ type ServiceRuntimeList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ServiceRuntime `json:"items"`
+}
+
+// EffectiveCapacity is the capacity the scheduler counts a runtime's room by:
+// spec.capacity, with every resource that status.capacity names (what the runtime
+// reported of itself) taken from there instead. Callers must not modify it.
+func (r *ServiceRuntime) EffectiveCapacity() corev1.ResourceList {
+	if len(r.Status.Capacity) == 0 {
+		return r.Spec.Capacity
+	}
+	out := make(corev1.ResourceList, len(r.Spec.Capacity)+len(r.Status.Capacity))
+	maps.Copy(out, r.Spec.Capacity)
+	maps.Copy(out, r.Status.Capacity)
+	return out
 }
 
 // GetConditions returns the runtime's conditions.

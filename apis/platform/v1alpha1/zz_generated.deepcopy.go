@@ -482,6 +482,13 @@ func (in *ServiceRuntimeStatus) DeepCopyInto(out *ServiceRuntimeStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.Capacity != nil {
+		in, out := &in.Capacity, &out.Capacity
+		*out = make(v1.ResourceList, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val.DeepCopy()
+		}
+	}
 	if in.Allocated != nil {
 		in, out := &in.Allocated, &out.Allocated
 		*out = make(v1.ResourceList, len(*in))

@@ -47,16 +47,17 @@ func (*Plugin) Name() string { return Name }
 // stay within the capacity (ReasonInsufficientCapacity). Requests that are not
 // positive are ignored.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, c *framework.Capability, r *framework.RuntimeInfo) *framework.Status {
+	capacity := r.Runtime.EffectiveCapacity()
 	for _, name := range c.Named {
 		if name == platformv1alpha1.ResourceCapabilities {
 			continue // every capability takes one; a runtime that lists none is unlimited
 		}
-		if _, ok := r.Runtime.Spec.Capacity[name]; !ok {
+		if _, ok := capacity[name]; !ok {
 			return framework.NewUnschedulable(ReasonResourceNotOffered)
 		}
 	}
 	for name, req := range c.Requests {
-		limit, ok := r.Runtime.Spec.Capacity[name]
+		limit, ok := capacity[name]
 		if !ok || !framework.Positive(req) {
 			continue
 		}

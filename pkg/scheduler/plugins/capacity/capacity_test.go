@@ -15,6 +15,7 @@ func TestFilter(t *testing.T) {
 	tests := []struct {
 		name      string
 		capacity  []string
+		reported  corev1.ResourceList // status.capacity, what the runtime measured
 		allocated corev1.ResourceList
 		requests  corev1.ResourceList
 		named     []corev1.ResourceName
@@ -127,6 +128,27 @@ func TestFilter(t *testing.T) {
 			requests:  tu.Resources("capabilities", "1", "storage", "-1Gi"),
 		},
 		{
+			name:      "what the runtime reports counts instead of what it registered",
+			capacity:  []string{"cpu", "100", "capabilities", "10"},
+			reported:  tu.Resources("cpu", "2"),
+			allocated: tu.Resources("cpu", "1500m"),
+			requests:  tu.Resources("capabilities", "1", "cpu", "1"),
+			want:      framework.NewUnschedulable("insufficient capacity"),
+		},
+		{
+			name:      "what the runtime reports may be more",
+			capacity:  []string{"cpu", "1"},
+			reported:  tu.Resources("cpu", "8"),
+			allocated: tu.Resources("cpu", "1"),
+			requests:  tu.Resources("capabilities", "1", "cpu", "4"),
+		},
+		{
+			name:     "a reported resource is offered",
+			reported: tu.Resources("memory", "16Gi"),
+			requests: tu.Resources("capabilities", "1", "memory", "1Gi"),
+			named:    []corev1.ResourceName{"memory"},
+		},
+		{
 			name:      "decimal quantities",
 			capacity:  []string{"cpu", "2"},
 			allocated: tu.Resources("cpu", "1500m"),
@@ -136,6 +158,7 @@ func TestFilter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tu.Info(tu.Runtime("rt", tu.WithCapacity(tt.capacity...)))
+			r.Runtime.Status.Capacity = tt.reported
 			if tt.allocated != nil {
 				r.Allocated = tt.allocated
 			}

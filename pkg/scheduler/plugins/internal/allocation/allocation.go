@@ -16,16 +16,17 @@ import (
 // fractions are in resource name order, so that float sums over them do not depend on
 // map order and a snapshot always scores the same.
 func UsedFractions(c *framework.Capability, r *framework.RuntimeInfo) []float64 {
+	capacity := r.Runtime.EffectiveCapacity()
 	names := make([]corev1.ResourceName, 0, len(c.Requests))
 	for name := range c.Requests {
-		if _, ok := r.Runtime.Spec.Capacity[name]; ok {
+		if _, ok := capacity[name]; ok {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	out := make([]float64, 0, len(names))
 	for _, name := range names {
-		limit := r.Runtime.Spec.Capacity[name]
+		limit := capacity[name]
 		total := limit.AsApproximateFloat64()
 		if total <= 0 {
 			out = append(out, 1) // no room at all
