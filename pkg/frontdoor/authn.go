@@ -10,20 +10,29 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
-// How long a token review is believed: kcp's own token cache keeps a positive answer
-// 10s, and a refusal is cheap to ask again.
+// How long a token review is believed. A positive answer is kept a minute: a revoked
+// runtime's tokens are forgotten at once (forget), and an expired token is refused by
+// kcp on the next review. A refusal is cheap to ask again. When kcp cannot answer, a
+// positive answer that expired less than staleReviewGrace ago still stands, so that a
+// busy kcp does not cut every servicelet off at once.
 const (
-	positiveReviewTTL = 10 * time.Second
+	positiveReviewTTL = time.Minute
 	negativeReviewTTL = time.Second
+	staleReviewGrace  = time.Minute
 	// reviewCacheSweep is the cache size above which expired entries are dropped.
 	reviewCacheSweep = 1024
 	reviewTimeout    = 10 * time.Second
+	// reviewQPS and reviewBurst bound the front door's TokenReviews. client-go's
+	// defaults (5/s, 10) starved a hundred servicelets in the benchmark; kcp's own
+	// priority and fairness protects it.
+	reviewQPS, reviewBurst = 50, 100
 )
 
 // extraClusterName is the user extra in which kcp names a ServiceAccount's home
@@ -76,7 +85,9 @@ type kcpReviewer struct {
 }
 
 func newKCPReviewer(provider *rest.Config) (*kcpReviewer, error) {
-	cs, err := kubernetes.NewForConfig(provider)
+	cfg := rest.CopyConfig(provider)
+	cfg.QPS, cfg.Burst = reviewQPS, reviewBurst
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +114,8 @@ type authenticator struct {
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]reviewed
+	// inflight makes concurrent requests with one uncached token share one review.
+	inflight singleflight.Group
 }
 
 // reviewed is one cached answer: an identity or a refusal.
@@ -129,23 +142,34 @@ func (a *authenticator) authenticate(ctx context.Context, token string) (identit
 		}
 		return hit.id, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
-	defer cancel()
-	review, err := a.reviewer.review(ctx, token, []string{a.audience})
+	v, err, _ := a.inflight.Do(string(key[:]), func() (any, error) {
+		// Not the caller's context: the review serves every caller waiting for it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reviewTimeout)
+		defer cancel()
+		review, err := a.reviewer.review(rctx, token, []string{a.audience})
+		if err != nil {
+			return nil, err
+		}
+		id, authErr := identityFromReview(review, a.audience, a.cluster)
+		entry := reviewed{id: id, err: authErr, expires: a.now().Add(positiveReviewTTL)}
+		if authErr != nil {
+			entry.expires = a.now().Add(negativeReviewTTL)
+		}
+		a.store(key, entry)
+		return entry, nil
+	})
 	if err != nil {
+		if ok && hit.err == nil && a.now().Before(hit.expires.Add(staleReviewGrace)) {
+			return hit.id, nil // kcp is busy; the answer of a minute ago stands a little longer
+		}
 		return identity{}, &authError{code: http.StatusServiceUnavailable,
 			message: fmt.Sprintf("msp front door: cannot check the token with kcp (TokenReview failed: %v); retry later", err)}
 	}
-	id, authErr := identityFromReview(review, a.audience, a.cluster)
-	entry := reviewed{id: id, err: authErr, expires: a.now().Add(positiveReviewTTL)}
-	if authErr != nil {
-		entry.expires = a.now().Add(negativeReviewTTL)
+	entry := v.(reviewed)
+	if entry.err != nil {
+		return identity{}, entry.err
 	}
-	a.store(key, entry)
-	if authErr != nil {
-		return identity{}, authErr
-	}
-	return id, nil
+	return entry.id, nil
 }
 
 func (a *authenticator) store(key [sha256.Size]byte, entry reviewed) {

@@ -3,6 +3,7 @@ package frontdoor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -159,5 +160,80 @@ func TestAuthenticatorCache(t *testing.T) {
 	var ae *authError
 	if !errors.As(err, &ae) || ae.code != http.StatusServiceUnavailable {
 		t.Errorf("kcp down: err = %v, want 503", err)
+	}
+}
+
+// A busy kcp does not cut servicelets off: an expired positive answer stands for
+// staleReviewGrace while kcp cannot answer, and not longer.
+func TestAuthenticatorStaleWhileKCPIsDown(t *testing.T) {
+	rev := &fakeReviewer{tokens: map[string]authenticationv1.TokenReviewStatus{
+		"good": review("system:serviceaccount:default:servicelet-rt-a", testCluster, DefaultAudience),
+	}}
+	a := newAuthenticator(rev, DefaultAudience, testCluster)
+	now := time.Unix(1000, 0)
+	a.now = func() time.Time { return now }
+	ctx := context.Background()
+	if _, err := a.authenticate(ctx, "good"); err != nil {
+		t.Fatal(err)
+	}
+	rev.mu.Lock()
+	rev.down = true
+	rev.mu.Unlock()
+	now = now.Add(positiveReviewTTL + staleReviewGrace/2)
+	if id, err := a.authenticate(ctx, "good"); err != nil || id.runtime != "rt-a" {
+		t.Errorf("within the grace, kcp down: got %+v, %v; want the earlier answer", id, err)
+	}
+	if _, err := a.authenticate(ctx, "bad"); err == nil {
+		t.Error("a token never reviewed passed while kcp is down")
+	}
+	now = now.Add(staleReviewGrace)
+	var ae *authError
+	if _, err := a.authenticate(ctx, "good"); !errors.As(err, &ae) || ae.code != http.StatusServiceUnavailable {
+		t.Errorf("past the grace, kcp down: err = %v, want 503", err)
+	}
+}
+
+// slowReviewer answers after release is closed, counting the reviews it was asked.
+type slowReviewer struct {
+	fakeReviewer
+	release chan struct{}
+}
+
+func (s *slowReviewer) review(ctx context.Context, token string, audiences []string) (authenticationv1.TokenReviewStatus, error) {
+	<-s.release
+	return s.fakeReviewer.review(ctx, token, audiences)
+}
+
+// Many requests with one uncached token (a servicelet's burst after its review expired)
+// cost kcp one TokenReview, and all get its answer.
+func TestAuthenticatorSharesOneReview(t *testing.T) {
+	rev := &slowReviewer{release: make(chan struct{}), fakeReviewer: fakeReviewer{tokens: map[string]authenticationv1.TokenReviewStatus{
+		"good": review("system:serviceaccount:default:servicelet-rt-a", testCluster, DefaultAudience),
+	}}}
+	a := newAuthenticator(rev, DefaultAudience, testCluster)
+	const n = 20
+	errs := make(chan error, n)
+	var started sync.WaitGroup
+	for range n {
+		started.Add(1)
+		go func() {
+			started.Done()
+			id, err := a.authenticate(context.Background(), "good")
+			if err == nil && id.runtime != "rt-a" {
+				err = fmt.Errorf("runtime %q", id.runtime)
+			}
+			errs <- err
+		}()
+	}
+	started.Wait()
+	time.Sleep(50 * time.Millisecond) // let them all wait on the one review
+	close(rev.release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := rev.count(); got != 1 {
+		t.Errorf("%d concurrent requests cost %d reviews, want 1", n, got)
 	}
 }
