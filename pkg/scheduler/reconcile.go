@@ -231,7 +231,7 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 
 	msg := fmt.Sprintf("assigned to runtime %s in region %s (%d/%d runtimes fit)", chosen.Name, chosen.Spec.Location.Region, res.Feasible, res.Evaluated)
 	if s.opts.NormalEvents {
-		w.store.Event(w.obj, corev1.EventTypeNormal, EventScheduled, msg)
+		w.store.Event(ctx, w.obj, corev1.EventTypeNormal, EventScheduled, msg)
 	}
 	if w.waited() {
 		// It waited before: say at once that the wait is over, rather than leave the
@@ -272,7 +272,7 @@ func (r *reconciler) wait(ctx context.Context, key string, c *framework.Capabili
 	}
 	old := meta.FindStatusCondition(w.doc.Status.Conditions, platformv1alpha1.ConditionScheduled)
 	if old == nil || old.Reason != reason || old.Message != msg {
-		w.store.Event(w.obj, corev1.EventTypeWarning, EventFailedScheduling, msg)
+		w.store.Event(ctx, w.obj, corev1.EventTypeWarning, EventFailedScheduling, msg)
 		log.FromContext(ctx).V(1).Info("not scheduled", "reason", reason, "message", msg)
 	}
 	if err := w.status(ctx, metav1.ConditionFalse, reason, msg, nil, report); err != nil {

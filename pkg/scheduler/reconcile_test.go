@@ -185,7 +185,7 @@ func (f *fakeStore) ApplyStatus(_ context.Context, obj *unstructured.Unstructure
 	return nil
 }
 
-func (f *fakeStore) Event(_ runtime.Object, eventtype, reason, message string) {
+func (f *fakeStore) Event(_ context.Context, _ *unstructured.Unstructured, eventtype, reason, message string) {
 	f.events = append(f.events, eventtype+" "+reason+": "+message)
 }
 

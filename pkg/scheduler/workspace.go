@@ -2,13 +2,17 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 )
@@ -32,7 +36,8 @@ type capabilityStore interface {
 }
 
 type eventRecorder interface {
-	Event(object runtime.Object, eventtype, reason, message string)
+	// Event records an event about obj in its workspace.
+	Event(ctx context.Context, obj *unstructured.Unstructured, eventtype, reason, message string)
 }
 
 // managerWorkspaces are the workspaces the multicluster manager engaged.
@@ -43,16 +48,51 @@ func (m managerWorkspaces) Workspace(ctx context.Context, name multicluster.Clus
 	if err != nil {
 		return nil, err
 	}
-	return clusterStore{cl: cl, eventRecorder: lazyRecorder{cl}}, nil
+	return clusterStore{cl: cl, eventRecorder: directEvents{cl.GetClient()}}, nil
 }
 
-// lazyRecorder asks the workspace for its event recorder only when an event is
-// recorded: most reconciles record none (only Warnings are recorded by default).
-type lazyRecorder struct{ cl cluster.Cluster }
+// directEvents writes an event as one create through the workspace's client. Not
+// client-go's event recorder: that one starts a broadcaster per workspace (goroutines, a
+// watch and a queue of a thousand events each), which at W=1000 workspaces with waiting
+// capabilities held most of the coordinator's memory. The scheduler records few events
+// (Warnings when a capability's reason to wait changes), so it needs no aggregation.
+type directEvents struct{ c client.Client }
 
-func (l lazyRecorder) Event(object runtime.Object, eventtype, reason, message string) {
-	if r := l.cl.GetEventRecorderFor(ControllerName); r != nil {
-		r.Event(object, eventtype, reason, message)
+// eventTimeout bounds the write of one event; an event that cannot be written is lost,
+// as with client-go's recorder.
+const eventTimeout = 5 * time.Second
+
+func (d directEvents) Event(ctx context.Context, obj *unstructured.Unstructured, eventtype, reason, message string) {
+	ctx, cancel := context.WithTimeout(ctx, eventTimeout)
+	defer cancel()
+	if err := d.c.Create(ctx, newEvent(obj, eventtype, reason, message, time.Now())); err != nil {
+		log.FromContext(ctx).V(1).Info("failed to record an event", "reason", reason, "err", err.Error())
+	}
+}
+
+// maxEventMessage is the longest message an event keeps (the API's limit is 1 KiB for
+// a note; longer ones are cut).
+const maxEventMessage = 1024
+
+// newEvent is the event about obj that the scheduler records.
+func newEvent(obj *unstructured.Unstructured, eventtype, reason, message string, now time.Time) *corev1.Event {
+	if len(message) > maxEventMessage {
+		message = message[:maxEventMessage-3] + "..."
+	}
+	t := metav1.NewTime(now)
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      fmt.Sprintf("%s.%x", obj.GetName(), now.UnixNano()),
+			Namespace: obj.GetNamespace(),
+		},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName(),
+			UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(),
+		},
+		Type: eventtype, Reason: reason, Message: message,
+		Source:         corev1.EventSource{Component: ControllerName},
+		FirstTimestamp: t, LastTimestamp: t, Count: 1,
+		ReportingController: ControllerName,
 	}
 }
 
