@@ -106,7 +106,7 @@ func TestPlacementKindRequestIsAFloor(t *testing.T) {
 
 	create(t, c, sizedDatabase("huge", "1Ti", "storage", "1Mi"))
 	_, cond := waitScheduled(t, c, "huge", metav1.ConditionFalse, time.Minute, nil)
-	if want := "0/1 runtimes fit: 1 insufficient capacity"; cond.Reason != platformv1alpha1.ReasonUnschedulable || cond.Message != want {
+	if want := "0/1 runtimes fit: 1 insufficient storage"; cond.Reason != platformv1alpha1.ReasonUnschedulable || cond.Message != want {
 		t.Errorf("huge: %s %q, want Unschedulable %q", cond.Reason, cond.Message, want)
 	}
 
@@ -118,7 +118,7 @@ func TestPlacementKindRequestIsAFloor(t *testing.T) {
 	// first counts as 16Gi, not 16Mi: 8Gi more do not fit into 20Gi.
 	create(t, c, sizedDatabase("second", "8Gi"))
 	_, cond = waitScheduled(t, c, "second", metav1.ConditionFalse, time.Minute, nil)
-	if want := "0/1 runtimes fit: 1 insufficient capacity"; cond.Message != want {
+	if want := "0/1 runtimes fit: 1 insufficient storage"; cond.Message != want {
 		t.Errorf("second: %q, want %q", cond.Message, want)
 	}
 

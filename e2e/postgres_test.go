@@ -170,7 +170,7 @@ func TestPostgresRuntimeFullAndOutage(t *testing.T) {
 	waitCondition(t, c, "first", platformv1alpha1.ConditionReady, metav1.ConditionTrue, 2*time.Minute)
 	create(t, c, database("second", platformv1alpha1.Placement{}))
 	pending := waitCondition(t, c, "second", platformv1alpha1.ConditionScheduled, metav1.ConditionFalse, time.Minute)
-	if cond := meta.FindStatusCondition(pending.Status.Conditions, platformv1alpha1.ConditionScheduled); cond.Message != "0/1 runtimes fit: 1 insufficient capacity" {
+	if cond := meta.FindStatusCondition(pending.Status.Conditions, platformv1alpha1.ConditionScheduled); cond.Message != "0/1 runtimes fit: 1 insufficient capabilities" {
 		t.Errorf("second waits with %q", cond.Message)
 	}
 

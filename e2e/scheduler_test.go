@@ -324,7 +324,7 @@ func TestSchedulerBurstRespectsCapacity(t *testing.T) {
 			t.Errorf("rt-%d hosts %d databases, want exactly its capacity of 100", i, n)
 		}
 	}
-	want := "0/4 runtimes fit: 4 insufficient capacity"
+	want := "0/4 runtimes fit: 4 insufficient capabilities"
 	if pending[want] != 100 {
 		t.Errorf("pending messages %v, want 100 × %q", pending, want)
 	}

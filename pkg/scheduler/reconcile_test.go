@@ -351,7 +351,7 @@ func TestReconcile(t *testing.T) {
 	permitAll := func(context.Context, string, string) (bool, error) { return true, nil }
 	notPermitted := fmt.Sprintf("spec.runtimeName names runtime rt-a, which this workspace may not use: ask the provider to grant the verb use on serviceruntimes rt-a to %s, or delete and recreate the capability without runtimeName to let the scheduler choose",
 		identity.TenantSubject(tenant.String()))
-	const unfitMsg = "0/2 runtimes fit: 1 insufficient capacity, 1 not ready"
+	const unfitMsg = "0/2 runtimes fit: 1 insufficient capabilities, 1 not ready"
 
 	tests := []struct {
 		name     string
@@ -709,9 +709,9 @@ func TestReconcile(t *testing.T) {
 				Result: reconcile.Result{RequeueAfter: time.Second},
 				Applied: []platformv1alpha1.CapabilityStatus{{
 					Conditions: []metav1.Condition{scheduledCond(metav1.ConditionFalse, platformv1alpha1.ReasonRuntimeDoesNotFit,
-						"runtime rt-a does not fit: insufficient capacity; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)", 1)},
+						"runtime rt-a does not fit: insufficient capabilities; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)", 1)},
 				}},
-				Events:  []string{"Warning FailedScheduling: runtime rt-a does not fit: insufficient capacity; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)"},
+				Events:  []string{"Warning FailedScheduling: runtime rt-a does not fit: insufficient capabilities; the capability stays pending (runtimeName cannot be changed, delete and recreate to choose another)"},
 				Waiting: platformv1alpha1.ReasonRuntimeDoesNotFit,
 			},
 		},

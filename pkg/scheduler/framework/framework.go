@@ -62,7 +62,7 @@ type Result struct {
 }
 
 // Message summarizes the result for a tenant, e.g.
-// "0/7 runtimes fit: 4 region not allowed, 2 insufficient capacity, 1 not ready",
+// "0/7 runtimes fit: 4 region not allowed, 2 insufficient capabilities, 1 not ready",
 // followed by "; " and the Hint when nothing fits and there is one.
 func (r *Result) Message() string {
 	msg := r.summary()

@@ -148,7 +148,7 @@ func TestSchedule(t *testing.T) {
 				info(tu.Runtime("a-full", tu.WithCapacity("capabilities", "2")), "capabilities", "2"),
 				info(tu.Runtime("b", tu.WithCapacity("capabilities", "10")), "capabilities", "5"),
 			},
-			want: outcome{Chosen: "b", Candidates: []string{"b=240"}, Message: "1/2 runtimes fit: 1 insufficient capacity"},
+			want: outcome{Chosen: "b", Candidates: []string{"b=240"}, Message: "1/2 runtimes fit: 1 insufficient capabilities"},
 		},
 		{
 			name:     "without preferences the emptier runtime wins",
@@ -209,7 +209,7 @@ func TestSchedule(t *testing.T) {
 			want: outcome{
 				Chosen:     "ok",
 				Candidates: []string{"ok=250"},
-				Message:    "1/10 runtimes fit: 2 region not allowed, 1 cordoned, 1 does not host this kind, 1 heartbeat too old, 1 insufficient capacity, 1 labels do not match, 1 not ready, 1 untolerated taint",
+				Message:    "1/10 runtimes fit: 2 region not allowed, 1 cordoned, 1 does not host this kind, 1 heartbeat too old, 1 insufficient capabilities, 1 labels do not match, 1 not ready, 1 untolerated taint",
 			},
 		},
 		{

@@ -3,6 +3,9 @@ package capacity
 
 import (
 	"context"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
@@ -16,9 +19,15 @@ const (
 	// ReasonResourceNotOffered: the tenant named a resource in spec.resources that the
 	// runtime's capacity does not list.
 	ReasonResourceNotOffered = "resource not offered"
-	// ReasonInsufficientCapacity: the runtime has no room left for a request.
-	ReasonInsufficientCapacity = "insufficient capacity"
+	// ReasonInsufficientPrefix starts the reason a runtime has no room left for one
+	// resource: "insufficient cpu", as kube-scheduler says of a node.
+	ReasonInsufficientPrefix = "insufficient "
 )
+
+// ReasonInsufficient is the reason a runtime has no room left for the resource name.
+func ReasonInsufficient(name corev1.ResourceName) string {
+	return ReasonInsufficientPrefix + string(name)
+}
 
 // Plugin is the capacity filter.
 type Plugin struct{}
@@ -44,8 +53,8 @@ func (*Plugin) Name() string { return Name }
 //     provider that does not meter storage does not list it, and is not limited by it.
 //
 // For every resource c requests that r lists, what is allocated plus the request must
-// stay within the capacity (ReasonInsufficientCapacity). Requests that are not
-// positive are ignored.
+// stay within the capacity; the first resource short, by name, is the reason
+// (ReasonInsufficient: "insufficient cpu"). Requests that are not positive are ignored.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, c *framework.Capability, r *framework.RuntimeInfo) *framework.Status {
 	capacity := r.Runtime.EffectiveCapacity()
 	for _, name := range c.Named {
@@ -56,7 +65,13 @@ func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, c *framework.C
 			return framework.NewUnschedulable(ReasonResourceNotOffered)
 		}
 	}
-	for name, req := range c.Requests {
+	names := make([]corev1.ResourceName, 0, len(c.Requests))
+	for name := range c.Requests {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return names[i] < names[j] })
+	for _, name := range names {
+		req := c.Requests[name]
 		limit, ok := capacity[name]
 		if !ok || !framework.Positive(req) {
 			continue
@@ -65,7 +80,7 @@ func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, c *framework.C
 		used := r.Allocated[name].DeepCopy()
 		used.Add(req)
 		if used.Cmp(limit) > 0 {
-			return framework.NewUnschedulable(ReasonInsufficientCapacity)
+			return framework.NewUnschedulable(ReasonInsufficient(name))
 		}
 	}
 	return nil
