@@ -19,7 +19,10 @@ KCP_TOOLS := $(BIN)/kcp $(BIN)/apigen
 CLI_TOOLS := $(BIN)/kubectl-kcp $(BIN)/kubectl-ws $(BIN)/kubectl-create-workspace
 GEN_TOOLS := $(BIN)/controller-gen
 KUBECTL := $(BIN)/kubectl
-TOOLS := $(KCP_TOOLS) $(CLI_TOOLS) $(GEN_TOOLS) $(KUBECTL)
+# A real Kubernetes control plane (no kubelet) for the Kubernetes provider's runtimes.
+KUBE_TOOLS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager
+ETCD := $(BIN)/etcd
+TOOLS := $(KCP_TOOLS) $(CLI_TOOLS) $(GEN_TOOLS) $(KUBECTL) $(KUBE_TOOLS) $(ETCD)
 
 # Version stamp for kubectl, so that it and the servers it talks to agree on what it is.
 KUBECTL_VERSION := v1.36.0
@@ -31,7 +34,7 @@ all: build
 ##@ Tools (built once from hack/tools/*, rebuilt when a pin changes)
 
 .PHONY: tools
-tools: $(TOOLS) ## Build kcp, apigen, controller-gen, kubectl and the kubectl kcp plugins.
+tools: $(TOOLS) ## Build kcp, apigen, controller-gen, kubectl, the kubectl kcp plugins, kube-apiserver, kube-controller-manager and etcd.
 
 # Each tools module is a pin: its go.mod/go.sum are the prerequisites, so a binary is
 # rebuilt exactly when its pinned version changes.
@@ -55,9 +58,20 @@ $(KUBECTL): hack/tools/kubectl/go.mod hack/tools/kubectl/go.sum
 	cd hack/tools/kubectl && go build -ldflags "$(KUBECTL_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kubectl
 	@touch $(KUBECTL)
 
+# Stamped like kubectl: clients refuse a server whose version they cannot parse.
+$(KUBE_TOOLS) &: hack/tools/kubernetes/go.mod hack/tools/kubernetes/go.sum
+	@echo ">> building kube-apiserver and kube-controller-manager $(KUBECTL_VERSION) (first time: about 6 minutes on 2 cores)"
+	cd hack/tools/kubernetes && go build -ldflags "$(KUBECTL_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+	@touch $(KUBE_TOOLS)
+
+$(ETCD): hack/tools/etcd/go.mod hack/tools/etcd/go.sum
+	@echo ">> building etcd"
+	cd hack/tools/etcd && go build -o $(BIN)/etcd go.etcd.io/etcd/server/v3
+	@touch $(ETCD)
+
 ##@ Code generation
 
-API_GROUPS := platform onboarding postgres hosting
+API_GROUPS := platform onboarding postgres hosting kubernetes
 
 .PHONY: codegen
 # The CRDs' descriptions are the Go doc comments with their line breaks; hack/crd-descriptions
@@ -96,7 +110,7 @@ verify: ## Fail when the committed generated files are stale (runs codegen, then
 
 .PHONY: build
 build: ## Build msp's binaries and its own providers' into _bin.
-	go build -o $(BIN)/ ./cmd/... ./providers/postgres/cmd/... ./providers/postgresserver/cmd/...
+	go build -o $(BIN)/ ./cmd/... ./providers/postgres/cmd/... ./providers/postgresserver/cmd/... ./providers/kubernetes/cmd/...
 
 ##@ Run
 

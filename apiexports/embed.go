@@ -11,7 +11,7 @@ import (
 
 // FS holds one folder per API group with its apiexport-*.yaml and apiresourceschema-*.yaml.
 //
-//go:embed platform.msp.dev onboarding.msp.dev postgres.msp.dev hosting.msp.dev
+//go:embed platform.msp.dev onboarding.msp.dev postgres.msp.dev hosting.msp.dev kubernetes.msp.dev
 var FS embed.FS
 
 // Group returns the folder of one API group, for example "postgres.msp.dev".

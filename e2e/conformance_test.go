@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/yaml"
 
 	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
 	"github.com/msp-dev/msp/e2e/framework"
@@ -200,50 +198,12 @@ func TestConformance(t *testing.T) {
 			t.Errorf("%d tenants bind %s before the conformance run, want none", sp.Status.Tenants.Bound, name)
 		}
 
-		// The provider's shipped ServiceProvider, with this run's name, front door and policies.
-		raw, err := os.ReadFile("../providers/postgres/conformance/serviceprovider.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		shipped := &onboardingv1alpha1.ServiceProvider{}
-		if err := yaml.UnmarshalStrict(raw, shipped); err != nil {
-			t.Fatal(err)
-		}
-		have := registered(t, env, name)
-		shipped.Name = name
-		shipped.Spec.Run.FrontDoor = have.Spec.Run.FrontDoor
-		shipped.Spec.Tenants, shipped.Spec.DeletionPolicy = spec.Tenants, spec.DeletionPolicy
-		out, err := yaml.Marshal(shipped)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := t.TempDir()
-		spFile, junit := filepath.Join(dir, "serviceprovider.yaml"), filepath.Join(dir, "junit.xml")
-		if err := os.WriteFile(spFile, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		check, _ := filepath.Abs("../providers/postgres/conformance/check.sh")
-		samples, _ := filepath.Abs("../providers/postgres/conformance/samples")
+		// The provider's shipped ServiceProvider, samples and psql check.
 		pgBin, err := pgserver.FindBinDir()
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(filepath.Join(env.Bin, "msp-conformance"), "--kubeconfig", env.Kubeconfig(), "--kubectl", env.KubectlPath(),
-			"--service-provider", spFile, "--samples", samples, "--check", "sh "+check, "--junit", junit, "--timeout", "2m")
-		cmd.Env = append(os.Environ(), "PSQL="+filepath.Join(pgBin, "psql"))
-		table, err := cmd.CombinedOutput()
-		t.Logf("msp-conformance:\n%s", table)
-		if err != nil {
-			t.Fatalf("msp-conformance failed against the postgres provider: %v", err)
-		}
-		for _, want := range []string{"PASS: provider " + name, "ASSESS 3", "deletionPolicy Orphan leaves its thing in place", "ObserveOnly adopts the orphaned thing"} {
-			if !strings.Contains(string(table), want) {
-				t.Errorf("the table does not show %q", want)
-			}
-		}
-		if raw, _ := os.ReadFile(junit); !strings.Contains(string(raw), `failures="0"`) {
-			t.Errorf("JUnit XML does not report a pass:\n%s", raw)
-		}
+		env.PassesShippedConformance(t, name, "../providers/postgres/conformance", spec, "PSQL="+filepath.Join(pgBin, "psql"))
 	})
 }
 

@@ -51,22 +51,6 @@ func startManagingCoordinator(t *testing.T, p *framework.Provider, servicelets s
 	}})
 }
 
-// classRuntimes lists the runtimes of a class that are not being removed.
-func classRuntimes(t *testing.T, c client.Client, class string) []platformv1alpha1.ServiceRuntime {
-	t.Helper()
-	var list platformv1alpha1.ServiceRuntimeList
-	if err := c.List(context.Background(), &list, client.MatchingLabels{runtimemanager.LabelClass: class}); err != nil {
-		t.Fatal(err)
-	}
-	var out []platformv1alpha1.ServiceRuntime
-	for _, rt := range list.Items {
-		if rt.DeletionTimestamp == nil {
-			out = append(out, rt)
-		}
-	}
-	return out
-}
-
 // Zero runtimes and a class with min 0: a tenant orders a database in a region, a
 // runtime of the class is ordered there (a new local PostgreSQL server with its
 // servicelet), becomes Ready, and the database becomes Ready.
@@ -78,7 +62,7 @@ func TestRuntimeManagerScalesFromZero(t *testing.T) {
 	create(t, pc, runtimeClass("pg", 5, 0, 3, time.Hour, platformv1alpha1.Location{Region: "eu-de", Country: "DE"}, platformv1alpha1.Location{Region: "eu-fr", Country: "FR"}))
 	startManagingCoordinator(t, p, "provider")
 	c := p.NewTenant(t).Client(t)
-	if n := len(classRuntimes(t, pc, "pg")); n != 0 {
+	if n := len(framework.ClassRuntimes(t, pc, "pg")); n != 0 {
 		t.Fatalf("the class has %d runtimes before anything was ordered, want 0", n)
 	}
 
@@ -95,7 +79,7 @@ func TestRuntimeManagerScalesFromZero(t *testing.T) {
 	db := waitCondition(t, c, "in-france", platformv1alpha1.ConditionReady, metav1.ConditionTrue, 3*time.Minute)
 	took := time.Since(start)
 
-	rts := classRuntimes(t, pc, "pg")
+	rts := framework.ClassRuntimes(t, pc, "pg")
 	if len(rts) != 1 {
 		t.Fatalf("the class has %d runtimes, want exactly 1", len(rts))
 	}
@@ -124,7 +108,7 @@ func TestRuntimeManagerOrdersFewestAndRemovesAfterGrace(t *testing.T) {
 		waitCondition(t, c, fmt.Sprintf("db-%d", i), platformv1alpha1.ConditionReady, metav1.ConditionTrue, 3*time.Minute)
 	}
 	time.Sleep(3 * time.Second) // a few more passes: nothing more is ordered
-	if rts := classRuntimes(t, pc, "small"); len(rts) != 3 {
+	if rts := framework.ClassRuntimes(t, pc, "small"); len(rts) != 3 {
 		t.Fatalf("%d runtimes were ordered for 6 databases of which 2 fit on one, want exactly 3", len(rts))
 	}
 
@@ -138,7 +122,7 @@ func TestRuntimeManagerOrdersFewestAndRemovesAfterGrace(t *testing.T) {
 	}
 	emptied := time.Now()
 	time.Sleep(grace / 2)
-	if rts := classRuntimes(t, pc, "small"); len(rts) != 3 {
+	if rts := framework.ClassRuntimes(t, pc, "small"); len(rts) != 3 {
 		t.Fatalf("%d runtimes left %s after they emptied, before the grace period of %s ended; want all 3", len(rts), time.Since(emptied).Round(time.Second), grace)
 	}
 	framework.Eventually(t, 2*time.Minute, "the empty runtimes to be removed", func(ctx context.Context) (bool, string, error) {
@@ -178,7 +162,7 @@ func TestRuntimeManagerRespectsMaximum(t *testing.T) {
 		}
 		return cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, "runtime class tiny has reached its maximum of 1 runtimes"), cond.Message, nil
 	})
-	if rts := classRuntimes(t, pc, "tiny"); len(rts) != 1 {
+	if rts := framework.ClassRuntimes(t, pc, "tiny"); len(rts) != 1 {
 		t.Errorf("the class has %d runtimes, want its maximum of 1", len(rts))
 	}
 }

@@ -32,25 +32,45 @@ type localProvider struct {
 	capacity string
 	runtimes []localRuntime
 	// serviceletArgs are the servicelet's own flags for a runtime's folder.
-	serviceletArgs func(dir string) []string
+	serviceletArgs func(dir string, infra localInfra) []string
+}
+
+// localInfra is what msp-local runs for the local runtimes to share.
+type localInfra struct {
+	// etcd is the endpoint of the etcd the local Kubernetes clusters keep their data in.
+	etcd string
 }
 
 type localRuntime struct{ name, region, country string }
 
 // localProviders are the providers of the embedded default: PostgreSQL databases on one
-// local runtime per "region", and PostgreSQL servers (hosting) on one.
+// local runtime per "region", PostgreSQL servers (hosting) on one, and Spaces on one
+// local Kubernetes cluster (an API server and controller manager its servicelet runs,
+// on msp-local's etcd).
 var localProviders = []localProvider{
 	{
 		name: "postgres", export: "postgres.msp.dev", coordinator: "postgres-coordinator", servicelet: "postgres-servicelet",
-		capacity:       "capabilities=20,storage=20Gi",
-		runtimes:       []localRuntime{{"local-eu-de", "eu-de", "DE"}, {"local-eu-fr", "eu-fr", "FR"}, {"local-us-east", "us-east", "US"}},
-		serviceletArgs: func(dir string) []string { return []string{"--local-server-dir", filepath.Join(dir, "postgres")} },
+		capacity: "capabilities=20,storage=20Gi",
+		runtimes: []localRuntime{{"local-eu-de", "eu-de", "DE"}, {"local-eu-fr", "eu-fr", "FR"}, {"local-us-east", "us-east", "US"}},
+		serviceletArgs: func(dir string, _ localInfra) []string {
+			return []string{"--local-server-dir", filepath.Join(dir, "postgres")}
+		},
 	},
 	{
 		name: "hosting", export: "hosting.msp.dev", coordinator: "msp-coordinator", servicelet: "postgresserver-servicelet",
-		capacity:       "capabilities=5",
-		runtimes:       []localRuntime{{"local-hosting-eu-de", "eu-de", "DE"}},
-		serviceletArgs: func(dir string) []string { return []string{"--servers-dir", filepath.Join(dir, "servers")} },
+		capacity: "capabilities=5",
+		runtimes: []localRuntime{{"local-hosting-eu-de", "eu-de", "DE"}},
+		serviceletArgs: func(dir string, _ localInfra) []string {
+			return []string{"--servers-dir", filepath.Join(dir, "servers")}
+		},
+	},
+	{
+		name: "kubernetes", export: "kubernetes.msp.dev", coordinator: "kubernetes-coordinator", servicelet: "kubernetes-servicelet",
+		capacity: "cpu=8,memory=16Gi,pods=100,storage=50Gi",
+		runtimes: []localRuntime{{"local-k8s-eu-de", "eu-de", "DE"}},
+		serviceletArgs: func(dir string, infra localInfra) []string {
+			return []string{"--local-cluster-dir", filepath.Join(dir, "cluster"), "--local-etcd", infra.etcd}
+		},
 	},
 }
 
@@ -66,7 +86,7 @@ func issueProvidersController(server *launcher.Server, file string) error {
 // startProvider registers one provider the way its team would (credentials for its
 // front door and coordinator, its ServiceProvider, its export in the workspace
 // msp-providers makes) and starts its front door, coordinator and servicelets.
-func startProvider(ctx context.Context, server *launcher.Server, cfg *rest.Config, home string, lp localProvider) ([]*process, error) {
+func startProvider(ctx context.Context, server *launcher.Server, cfg *rest.Config, home string, infra localInfra, lp localProvider) ([]*process, error) {
 	kcpCA, err := server.ServingCA()
 	if err != nil {
 		return nil, err
@@ -125,7 +145,7 @@ func startProvider(ctx context.Context, server *launcher.Server, cfg *rest.Confi
 		s, err := startProcess(home, "servicelet-"+rt.name, lp.servicelet, launch.Servicelet{
 			Kubeconfig: kubeconfig, Workspace: ws, Export: lp.export, Runtime: rt.name,
 			Register: &launch.Registration{Region: rt.region, Country: rt.country, Zone: rt.region + "-1", Cloud: "local", Capacity: lp.capacity},
-			Extra:    lp.serviceletArgs(dir),
+			Extra:    lp.serviceletArgs(dir, infra),
 		}.Args()...)
 		if err != nil {
 			return procs, err

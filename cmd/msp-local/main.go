@@ -22,6 +22,7 @@ import (
 
 	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
 	"github.com/msp-dev/msp/pkg/bootstrap"
+	"github.com/msp-dev/msp/pkg/kubecluster"
 	"github.com/msp-dev/msp/pkg/launcher"
 	"github.com/msp-dev/msp/pkg/onboarding"
 )
@@ -100,8 +101,20 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 			procs[i].stop()
 		}
 	}()
+	// The etcd of the local Kubernetes clusters: each keeps its data under a prefix of
+	// its own. Stopped last, after the servicelets have stopped their clusters.
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	etcd, err := kubecluster.StartEtcd(ctx, kubecluster.EtcdOptions{Binary: filepath.Join(filepath.Dir(exe), "etcd"), Dir: filepath.Join(opts.Home, "etcd")})
+	if err != nil {
+		return fmt.Errorf("failed to start the local clusters' etcd: %w", err)
+	}
+	defer etcd.Stop()
+	infra := localInfra{etcd: etcd.Endpoint()}
 	for _, lp := range localProviders {
-		started, err := startProvider(ctx, server, cfg, opts.Home, lp)
+		started, err := startProvider(ctx, server, cfg, opts.Home, infra, lp)
 		procs = append(procs, started...)
 		if err != nil {
 			return err

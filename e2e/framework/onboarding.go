@@ -82,10 +82,7 @@ func (e *Env) RegisterProvider(t testing.TB, r Registration) *Provider {
 		r.Name = UniqueName(t)
 	}
 	ws := onboarding.ProviderWorkspace(r.Name)
-	p := &Provider{Workspace: e.In(ws), Export: r.Group, env: e, Coordinator: "msp-coordinator"}
-	if r.Group == "postgres.msp.dev" {
-		p.Coordinator = "postgres-coordinator"
-	}
+	p := &Provider{Workspace: e.In(ws), Export: r.Group, env: e, Coordinator: coordinatorFor(r.Group)}
 	port, err := ports.Free("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)

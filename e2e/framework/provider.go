@@ -23,10 +23,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hostingv1alpha1 "github.com/msp-dev/msp/apis/hosting/v1alpha1"
+	kubernetesv1alpha1 "github.com/msp-dev/msp/apis/kubernetes/v1alpha1"
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/ports"
+	"github.com/msp-dev/msp/pkg/runtimemanager"
 )
 
 // Scheme knows the Kubernetes, platform and provider types.
@@ -36,6 +38,7 @@ var Scheme = func() *runtime.Scheme {
 	utilruntime.Must(platformv1alpha1.AddToScheme(s))
 	utilruntime.Must(postgresv1alpha1.AddToScheme(s))
 	utilruntime.Must(hostingv1alpha1.AddToScheme(s))
+	utilruntime.Must(kubernetesv1alpha1.AddToScheme(s))
 	return s
 }()
 
@@ -104,12 +107,38 @@ func (e *Env) NewProviderFrom(t testing.TB, fsys fs.FS, group string) *Provider 
 	// A ServiceRuntime created before the binding's resources are listed fails with
 	// "no matches for kind".
 	waitServed(t, ws, "platform.msp.dev/v1alpha1")
-	p := &Provider{Workspace: ws, Export: group, env: e, Coordinator: "msp-coordinator"}
-	if group == "postgres.msp.dev" {
-		p.Coordinator = "postgres-coordinator"
-	}
+	p := &Provider{Workspace: ws, Export: group, env: e, Coordinator: coordinatorFor(group)}
 	p.issueIdentities(t)
 	return p
+}
+
+// ClassRuntimes lists the runtimes of a ServiceRuntimeClass that c sees and that are
+// not being removed.
+func ClassRuntimes(t testing.TB, c client.Client, class string) []platformv1alpha1.ServiceRuntime {
+	t.Helper()
+	var list platformv1alpha1.ServiceRuntimeList
+	if err := c.List(context.Background(), &list, client.MatchingLabels{runtimemanager.LabelClass: class}); err != nil {
+		t.Fatal(err)
+	}
+	var out []platformv1alpha1.ServiceRuntime
+	for _, rt := range list.Items {
+		if rt.DeletionTimestamp == nil {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
+
+// coordinatorFor is the coordinator binary of msp's provider of an API group:
+// msp-coordinator for a group without one of its own.
+func coordinatorFor(group string) string {
+	switch group {
+	case "postgres.msp.dev":
+		return "postgres-coordinator"
+	case "kubernetes.msp.dev":
+		return "kubernetes-coordinator"
+	}
+	return "msp-coordinator"
 }
 
 // BindExport binds other's export in this provider's workspace, accepting its

@@ -32,6 +32,9 @@ type ServiceletSpec struct {
 	Runtime, Region, Country string
 	// Capacity in "capabilities"; 0 leaves it unlimited.
 	Capabilities int
+	// Capacity, when set, is the runtime's whole --capacity (e.g. cpu=4,memory=8Gi),
+	// instead of Capabilities.
+	Capacity string
 	// Args are extra flags, e.g. --provision-delay=5s.
 	Args []string
 }
@@ -70,6 +73,9 @@ func (p *Provider) StartProviderServicelet(t testing.TB, binary string, spec Ser
 	}
 	if spec.Capabilities > 0 {
 		args.Register.Capacity = fmt.Sprintf("capabilities=%d", spec.Capabilities)
+	}
+	if spec.Capacity != "" {
+		args.Register.Capacity = spec.Capacity
 	}
 	s.args = args.Args()
 	s.args = append(s.args, spec.Args...)

@@ -104,6 +104,38 @@ func TestMakeRunStartsStopsAndResumes(t *testing.T) {
 	}
 	conn.Close(context.Background())
 
+	// The Space lines: a namespace of acme's own on the local Kubernetes cluster, used
+	// with plain kubectl and the kubeconfig from its connection Secret.
+	if out, err := kubectlIn("apiVersion: kubernetes.msp.dev/v1alpha1\nkind: Space\nmetadata: {name: team}\nspec: {placement: {regions: [eu-de]}, resources: {cpu: \"2\", memory: 4Gi}}\n", "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply (Space): %v\n%s", err, out)
+	}
+	framework.Eventually(t, 2*time.Minute, "space team to be Ready on local-k8s-eu-de", func(context.Context) (bool, string, error) {
+		out, err := kubectlIn("", "get", "space", "team", "-o", `jsonpath={.spec.runtimeName} {.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && out == "local-k8s-eu-de True", out, nil
+	})
+	teamKubeconfig, err := base64.StdEncoding.DecodeString(kubectl("get", "secret", "space-team", "-o", "jsonpath={.data.kubeconfig}"))
+	if err != nil || len(teamKubeconfig) == 0 {
+		t.Fatalf("the Space's Secret has no kubeconfig: %v", err)
+	}
+	teamFile := filepath.Join(t.TempDir(), "team.kubeconfig")
+	if err := os.WriteFile(teamFile, teamKubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	team := func(args ...string) (string, error) {
+		c := exec.Command(framework.KubectlIn(bin), append([]string{"--kubeconfig", teamFile}, args...)...)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := team("create", "deployment", "web", "--image=nginx", "--replicas=2"); err != nil {
+		t.Fatalf("kubectl create deployment in the space: %v\n%s", err, out)
+	}
+	if out, err := team("get", "deployments,pods,resourcequotas"); err != nil || !strings.Contains(out, "deployment.apps/web") {
+		t.Errorf("kubectl get deployments,pods,resourcequotas in the space = %q (%v)", out, err)
+	}
+	if out, err := team("get", "namespaces"); err == nil || !strings.Contains(out, "forbidden") {
+		t.Errorf("kubectl get namespaces with the space's kubeconfig = %q (%v), want Forbidden", out, err)
+	}
+
 	// That kubeconfig is acme's own user, not a kcp admin: all of acme, nothing of root.
 	if out, err := kubectlIn("", "auth", "can-i", "*", "*"); err != nil || strings.TrimSpace(out) != "yes" {
 		t.Errorf("in acme, the tenant's kubeconfig can-i '*' '*' = %q (%v), want yes", out, err)

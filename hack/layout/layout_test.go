@@ -15,7 +15,7 @@ const module = "github.com/msp-dev/msp/"
 var platform = []string{"./apis/platform/...", "./pkg/...", "./sdk/...", "./app/...", "./cmd/...", "./apiexports", "./workspaces"}
 
 // providerPackages are what only providers (and their tests) may import.
-var providerPackages = []string{module + "providers/", module + "apis/postgres/", module + "apis/hosting/"}
+var providerPackages = []string{module + "providers/", module + "apis/postgres/", module + "apis/hosting/", module + "apis/kubernetes/"}
 
 func TestPlatformImportsNoProvider(t *testing.T) {
 	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, platform...)

@@ -96,7 +96,8 @@ func (l *Local) Order(ctx context.Context, rt *platformv1alpha1.ServiceRuntime, 
 }
 
 // Release stops the servicelet (letting it finish, and stop its runtime), revokes its
-// credential, and removes the runtime's folder.
+// credential, lets the provider release what the runtime keeps elsewhere
+// (procurement.Local.Release), and removes the runtime's folder.
 func (l *Local) Release(ctx context.Context, rt *platformv1alpha1.ServiceRuntime) (bool, error) {
 	l.mu.Lock()
 	r := l.live[rt.Name]
@@ -108,7 +109,15 @@ func (l *Local) Release(ctx context.Context, rt *platformv1alpha1.ServiceRuntime
 	if err := l.opts.Credentials.Revoke(ctx, rt.Name); err != nil {
 		return false, err
 	}
-	if err := os.RemoveAll(filepath.Join(l.opts.Dir, rt.Name)); err != nil {
+	dir := filepath.Join(l.opts.Dir, rt.Name)
+	if l.opts.Runtime.Release != nil {
+		if _, err := os.Stat(dir); err == nil {
+			if err := l.opts.Runtime.Release(ctx, dir); err != nil {
+				return false, fmt.Errorf("failed to release what runtime %s keeps outside its folder: %w", rt.Name, err)
+			}
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -13,11 +13,18 @@
 //     its connection Secret in a file whose path is passed with Access.FileFlag.
 package procurement
 
+import "context"
+
 // Local says how the provider's servicelet runs one of its runtimes on this machine.
 type Local struct {
 	// Args returns the servicelet's own flags for a runtime whose folder is dir (it
 	// lasts as long as the runtime: restarts of the coordinator keep it). Required.
 	Args func(dir string) []string
+	// Release, if set, removes what a runtime keeps outside its folder (a cluster's
+	// data in a shared etcd, say) when the runtime is removed: after its servicelet
+	// has stopped, before the folder is deleted. An error keeps the runtime, and
+	// Release is called again on the next pass. Optional.
+	Release func(ctx context.Context, dir string) error
 }
 
 // Access says how the provider's servicelet reaches a runtime that was ordered as
