@@ -30,6 +30,7 @@ spec:
     image: registry.example/app:1
     resources:
       requests: {cpu: "3", memory: 64Mi}
+      limits: {cpu: "3", memory: 64Mi}
 `
 
 // A tenant orders a Space in a region on a runtime that is a real cluster, and uses it

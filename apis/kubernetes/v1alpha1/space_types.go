@@ -38,7 +38,7 @@ type Space struct {
 }
 
 // SpaceSpec is the desired state of a Space.
-// +kubebuilder:validation:XValidation:rule="has(self.namespace) == has(oldSelf.namespace) && (!has(self.namespace) || self.namespace == oldSelf.namespace)",message="namespace cannot be changed once set"
+// +kubebuilder:validation:XValidation:rule="has(self.__namespace__) == has(oldSelf.__namespace__) && (!has(self.__namespace__) || self.__namespace__ == oldSelf.__namespace__)",message="namespace cannot be changed once set"
 type SpaceSpec struct {
 	platformv1alpha1.CapabilitySpec `json:",inline"`
 
