@@ -3,7 +3,6 @@ package capacity
 
 import (
 	"context"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -65,23 +64,23 @@ func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, c *framework.C
 			return framework.NewUnschedulable(ReasonResourceNotOffered)
 		}
 	}
-	names := make([]corev1.ResourceName, 0, len(c.Requests))
-	for name := range c.Requests {
-		names = append(names, name)
-	}
-	sort.Slice(names, func(i, j int) bool { return names[i] < names[j] })
-	for _, name := range names {
-		req := c.Requests[name]
+	// The short resource with the least name is the reason, so that the message does
+	// not depend on map order; no slice is built or sorted per runtime.
+	var short corev1.ResourceName
+	for name, req := range c.Requests {
 		limit, ok := capacity[name]
-		if !ok || !framework.Positive(req) {
+		if !ok || !framework.Positive(req) || (short != "" && name > short) {
 			continue
 		}
 		// Copy: Add may write through to a Quantity's shared decimal.
 		used := r.Allocated[name].DeepCopy()
 		used.Add(req)
 		if used.Cmp(limit) > 0 {
-			return framework.NewUnschedulable(ReasonInsufficient(name))
+			short = name
 		}
+	}
+	if short != "" {
+		return framework.NewUnschedulable(ReasonInsufficient(short))
 	}
 	return nil
 }
