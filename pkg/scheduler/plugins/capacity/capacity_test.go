@@ -48,10 +48,10 @@ func TestFilter(t *testing.T) {
 			want:      framework.NewUnschedulable("insufficient storage"),
 		},
 		{
-			name:      "two resources short: the lesser name is the reason, whatever the map order",
-			capacity:  []string{"cpu", "1", "memory", "1Gi", "storage", "1Gi"},
-			requests:  tu.Resources("storage", "2Gi", "memory", "2Gi", "cpu", "500m"),
-			want:      framework.NewUnschedulable("insufficient memory"),
+			name:     "two resources short: the lesser name is the reason, whatever the map order",
+			capacity: []string{"cpu", "1", "memory", "1Gi", "storage", "1Gi"},
+			requests: tu.Resources("storage", "2Gi", "memory", "2Gi", "cpu", "500m"),
+			want:     framework.NewUnschedulable("insufficient memory"),
 		},
 		{
 			name:      "unlisted resource is not limited",
