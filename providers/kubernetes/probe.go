@@ -20,6 +20,12 @@ func (d *Driver) Probe(ctx context.Context) error {
 	return nil
 }
 
+// nodeResources map a node's allocatable resources to a Space's.
+var nodeResources = map[corev1.ResourceName]corev1.ResourceName{
+	corev1.ResourceCPU: corev1.ResourceCPU, corev1.ResourceMemory: corev1.ResourceMemory,
+	corev1.ResourcePods: corev1.ResourcePods, corev1.ResourceEphemeralStorage: corev1.ResourceStorage,
+}
+
 // Capacity is what the cluster's nodes can hold, in a Space's terms: the sum of their
 // allocatable cpu, memory and pods (ephemeral storage as storage). A cluster without
 // nodes reports nothing, and the capacity the runtime was registered with counts.
@@ -33,10 +39,7 @@ func (d *Driver) Capacity(ctx context.Context) (corev1.ResourceList, error) {
 	}
 	out := corev1.ResourceList{}
 	for _, n := range nodes.Items {
-		for from, to := range map[corev1.ResourceName]corev1.ResourceName{
-			corev1.ResourceCPU: corev1.ResourceCPU, corev1.ResourceMemory: corev1.ResourceMemory,
-			corev1.ResourcePods: corev1.ResourcePods, corev1.ResourceEphemeralStorage: corev1.ResourceStorage,
-		} {
+		for from, to := range nodeResources {
 			if q, ok := n.Status.Allocatable[from]; ok {
 				addTo(out, corev1.ResourceList{to: q})
 			}
