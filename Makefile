@@ -15,7 +15,7 @@ MSP_HOME ?= $(CURDIR)/.msp
 GO_TEST_FLAGS ?=
 E2E_TIMEOUT ?= 30m
 
-KCP_TOOLS := $(BIN)/kcp $(BIN)/apigen
+KCP_TOOLS := $(BIN)/kcp $(BIN)/kcp-front-proxy $(BIN)/cache-server $(BIN)/apigen
 CLI_TOOLS := $(BIN)/kubectl-kcp $(BIN)/kubectl-ws $(BIN)/kubectl-create-workspace
 GEN_TOOLS := $(BIN)/controller-gen
 KUBECTL := $(BIN)/kubectl
@@ -39,8 +39,8 @@ tools: $(TOOLS) ## Build kcp, apigen, controller-gen, kubectl, the kubectl kcp p
 # Each tools module is a pin: its go.mod/go.sum are the prerequisites, so a binary is
 # rebuilt exactly when its pinned version changes.
 $(KCP_TOOLS) &: hack/tools/kcp/go.mod hack/tools/kcp/go.sum
-	@echo ">> building kcp and apigen (first time: about 6 minutes on 2 cores)"
-	cd hack/tools/kcp && go build -o $(BIN)/ github.com/kcp-dev/kcp/cmd/kcp github.com/kcp-dev/sdk/cmd/apigen
+	@echo ">> building kcp, kcp-front-proxy, cache-server and apigen (first time: about 7 minutes on 2 cores)"
+	cd hack/tools/kcp && go build -o $(BIN)/ github.com/kcp-dev/kcp/cmd/kcp github.com/kcp-dev/kcp/cmd/kcp-front-proxy github.com/kcp-dev/kcp/cmd/cache-server github.com/kcp-dev/sdk/cmd/apigen
 	@touch $(KCP_TOOLS)
 
 $(CLI_TOOLS) &: hack/tools/cli/go.mod hack/tools/cli/go.sum

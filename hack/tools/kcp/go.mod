@@ -201,6 +201,8 @@ replace (
 )
 
 tool (
+	github.com/kcp-dev/kcp/cmd/cache-server
 	github.com/kcp-dev/kcp/cmd/kcp
+	github.com/kcp-dev/kcp/cmd/kcp-front-proxy
 	github.com/kcp-dev/sdk/cmd/apigen
 )
