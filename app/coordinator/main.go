@@ -152,6 +152,9 @@ func run(ctx context.Context, p Provider, opts *options, servicelet string, logg
 		HealthAddr:             opts.HealthAddr,
 		PprofAddr:              opts.PprofAddr,
 		LeaderElection:         opts.LeaderElect,
+		ShardWorkspaces:        opts.ShardWorkspaces,
+		ReplicaID:              opts.ReplicaID,
+		PeerLeaseDuration:      opts.PeerLease,
 		Log:                    logger,
 	})
 }

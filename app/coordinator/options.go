@@ -28,6 +28,9 @@ type options struct {
 	HealthAddr       string
 	PprofAddr        string
 	LeaderElect      bool
+	ShardWorkspaces  bool
+	ReplicaID        string
+	PeerLease        time.Duration
 	QPS              float32
 	Workers          int
 	NormalEvents     bool
@@ -99,6 +102,9 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.FrontDoorCAFile, "servicelet-frontdoor-ca-file", o.FrontDoorCAFile, "CA bundle the front door's serving certificate is checked against.")
 	fs.DurationVar(&o.ServiceletTTL, "servicelet-token-ttl", o.ServiceletTTL, "Lifetime of an ordered runtime's servicelet token (at least 10m); the servicelet renews it half way.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
+	fs.BoolVar(&o.ShardWorkspaces, "shard-workspaces", o.ShardWorkspaces, "Run as one of several active replicas: they split the tenant workspaces between them (rendezvous hashing over their Leases in the provider workspace), reserve room on a runtime's twin before placing a capability there, and elect one to run the runtime manager. Excludes --leader-elect.")
+	fs.StringVar(&o.ReplicaID, "replica-id", o.ReplicaID, "This replica's name among the others with --shard-workspaces (default: the host name and a random suffix).")
+	fs.DurationVar(&o.PeerLease, "replica-lease-duration", o.PeerLease, "With --shard-workspaces: how long a replica that stopped renewing its Lease keeps its workspaces before the others take them over (default 15s).")
 }
 
 // validate checks the options against what the provider offers and parses the
@@ -125,6 +131,12 @@ func (o *options) validate(p Provider, servicelet string) error {
 	}
 	if o.LagTolerance < 0 {
 		errs = append(errs, errors.New("--heartbeat-lag-tolerance must not be negative"))
+	}
+	if o.ShardWorkspaces && o.LeaderElect {
+		errs = append(errs, errors.New("--shard-workspaces and --leader-elect exclude each other: sharing replicas are all active"))
+	}
+	if o.PeerLease != 0 && o.PeerLease < 3*time.Second {
+		errs = append(errs, errors.New("--replica-lease-duration must be at least 3s"))
 	}
 	if o.LocalDriver != "provider" && o.LocalDriver != "test" {
 		errs = append(errs, fmt.Errorf("--local-servicelet-driver %q: want provider or test", o.LocalDriver))

@@ -7,8 +7,10 @@ package coordinator
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -70,6 +72,17 @@ type Options struct {
 	// LeaderElection runs only one active coordinator among replicas, through a Lease
 	// in the provider workspace.
 	LeaderElection bool
+	// ShardWorkspaces runs every replica active: they split the tenant workspaces
+	// between them (see workspaceShards), reserve room on a runtime's twin before they
+	// place a capability on it (scheduler.Reservations), and elect one of them to run
+	// the runtime manager. It replaces LeaderElection.
+	ShardWorkspaces bool
+	// ReplicaID names this replica among the others. Defaults to the host name and a
+	// random suffix.
+	ReplicaID string
+	// PeerLeaseDuration is how long a replica that stopped renewing its Lease keeps its
+	// workspaces before the others take them over. Defaults to 15s.
+	PeerLeaseDuration time.Duration
 	// Log is the logger. Defaults to controller-runtime's.
 	Log logr.Logger
 
@@ -85,6 +98,28 @@ type Options struct {
 	// coordinator's own); nil leaves it out.
 	Cascading *runtimemanager.CascadingOptions
 }
+
+// newShards builds the split of the tenant workspaces between the active replicas.
+func newShards(opts *Options) (*workspaceShards, error) {
+	if opts.ReplicaID == "" {
+		host, _ := os.Hostname()
+		suffix := make([]byte, 3)
+		_, _ = rand.Read(suffix)
+		opts.ReplicaID = fmt.Sprintf("%s-%x", host, suffix)
+	}
+	if opts.PeerLeaseDuration == 0 {
+		opts.PeerLeaseDuration = 15 * time.Second
+	}
+	c, err := client.New(opts.Config, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	peers := newLeasePeers(c, "default", opts.Export, opts.ReplicaID, opts.PeerLeaseDuration, peerRefresh, opts.Log.WithName("replicas"))
+	return newWorkspaceShards(peers, peerRefresh, opts.Log.WithName("workspace-shards")), nil
+}
+
+// peerRefresh is how often a replica lists the others and recomputes its workspaces.
+const peerRefresh = 2 * time.Second
 
 // Run runs the coordinator until ctx ends.
 func Run(ctx context.Context, opts Options) error {
@@ -148,6 +183,16 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("failed to create the apiexport provider: %w", err)
 	}
 	provider := &apiexport.Provider{Provider: p}
+	var shards *workspaceShards
+	var mcOpts []mcmanager.Option
+	if opts.ShardWorkspaces {
+		opts.LeaderElection = false
+		if shards, err = newShards(&opts); err != nil {
+			return err
+		}
+		mcOpts = append(mcOpts, mcmanager.WithCoordinator(shards))
+		opts.Log.Info("sharing the tenant workspaces with the other active replicas", "replica", opts.ReplicaID, "leaseDuration", opts.PeerLeaseDuration.String())
+	}
 	mgr, err := mcmanager.New(opts.Config, provider, manager.Options{
 		Scheme:                  scheme,
 		Cache:                   cache.Options{DefaultTransform: pruneForCache},
@@ -157,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "msp-coordinator-" + opts.Export,
 		LeaderElectionNamespace: "default",
-	})
+	}, mcOpts...)
 	if err != nil {
 		return fmt.Errorf("failed to create the manager: %w", err)
 	}
@@ -194,8 +239,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err := (&twin.Revoker{Config: opts.Config}).SetupWithManager(mgr.GetLocalManager()); err != nil {
 		return fmt.Errorf("failed to set up the servicelet revoker: %w", err)
 	}
-	sched, err := scheduler.New(mgr, scheduler.Options{Kinds: kinds, Fleet: caches, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
-		Permits: scheduler.SARPermits(mgr.GetLocalManager().GetClient())})
+	schedOpts := scheduler.Options{Kinds: kinds, Fleet: caches, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
+		Permits: scheduler.SARPermits(mgr.GetLocalManager().GetClient())}
+	if shards != nil {
+		schedOpts.Owns, schedOpts.Bound = shards.Owns, shards.Bound
+		schedOpts.Reservations = &scheduler.Reservations{Client: mgr.GetLocalManager().GetClient(), Reader: mgr.GetLocalManager().GetAPIReader(), Self: opts.ReplicaID}
+	}
+	sched, err := scheduler.New(mgr, schedOpts)
 	if err != nil {
 		return err
 	}
@@ -233,7 +283,11 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := mgr.GetLocalManager().Add(rm); err != nil {
+		var run manager.Runnable = rm
+		if shards != nil {
+			run = &leaderOnly{config: opts.Config, lease: "msp-runtime-manager-" + opts.Export, identity: opts.ReplicaID, run: rm, log: opts.Log.WithName("runtime-manager")}
+		}
+		if err := mgr.GetLocalManager().Add(run); err != nil {
 			return err
 		}
 	}

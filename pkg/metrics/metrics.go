@@ -47,6 +47,13 @@ var (
 		Name: "msp_scheduler_assumed_decisions",
 		Help: "Assignments written but not yet seen in the informer cache.",
 	})
+
+	// OwnedWorkspaces is how many tenant workspaces this coordinator replica reconciles
+	// when the replicas share them (--shard-workspaces).
+	OwnedWorkspaces = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "msp_coordinator_owned_workspaces",
+		Help: "Tenant workspaces this coordinator replica reconciles when replicas share the workspaces.",
+	})
 )
 
 func init() {
@@ -56,5 +63,6 @@ func init() {
 		CreateToAssignedSeconds,
 		PendingCapabilities,
 		AssumedDecisions,
+		OwnedWorkspaces,
 	)
 }

@@ -36,22 +36,56 @@ type usage struct {
 // A capability counts once: as observed when the cache shows it assigned, else as
 // assumed. Per-runtime sums are kept up to date on every change, so a snapshot costs
 // O(runtimes), not O(capabilities). It is safe for concurrent use.
+//
+// Reservations other coordinator replicas recorded on a runtime's twin (see
+// Reservations) count too, for the capabilities that are neither observed nor assumed
+// here, until they expire.
 type Accounting struct {
 	mu        sync.Mutex
 	observed  map[string]allocation
 	assumed   map[string]allocation
 	effective map[string]allocation
 	runtimes  map[string]*usage
+
+	// reservationTTL is how long a reservation counts; now is the clock.
+	reservationTTL time.Duration
+	now            func() time.Time
+	// parsed holds each runtime's reservations as last read, by runtime name.
+	parsed map[string]parsedReservations
+}
+
+// parsedReservations are a runtime's reservations as of one resourceVersion.
+type parsedReservations struct {
+	resourceVersion string
+	entries         map[string]Reservation
 }
 
 // NewAccounting returns empty accounting.
 func NewAccounting() *Accounting {
 	return &Accounting{
-		observed:  map[string]allocation{},
-		assumed:   map[string]allocation{},
-		effective: map[string]allocation{},
-		runtimes:  map[string]*usage{},
+		observed:       map[string]allocation{},
+		assumed:        map[string]allocation{},
+		effective:      map[string]allocation{},
+		runtimes:       map[string]*usage{},
+		reservationTTL: time.Minute,
+		now:            time.Now,
+		parsed:         map[string]parsedReservations{},
 	}
+}
+
+// reservationsOf returns rt's reservations, parsed once per resourceVersion. Callers
+// hold mu.
+func (a *Accounting) reservationsOf(rt *platformv1alpha1.ServiceRuntime) map[string]Reservation {
+	if rt.Annotations[platformv1alpha1.AnnotationReservations] == "" {
+		delete(a.parsed, rt.Name)
+		return nil
+	}
+	if p, ok := a.parsed[rt.Name]; ok && p.resourceVersion == rt.ResourceVersion && rt.ResourceVersion != "" {
+		return p.entries
+	}
+	entries, _ := ParseReservations(rt) // a malformed record counts nothing
+	a.parsed[rt.Name] = parsedReservations{resourceVersion: rt.ResourceVersion, entries: entries}
+	return entries
 }
 
 // Observe records what the cache shows for a capability: assigned to runtime, or to none
@@ -223,6 +257,7 @@ func (a *Accounting) Snapshot(runtimes []*platformv1alpha1.ServiceRuntime, exclu
 				info.PerTenant[tenantKey] = n
 			}
 		}
+		a.addReservations(info, rt, exclude, tenantKey)
 		if hasEx && ex.runtime == rt.Name {
 			info.Count--
 			if ex.tenantKey == tenantKey && info.PerTenant[tenantKey] > 0 {
@@ -242,6 +277,36 @@ func (a *Accounting) Snapshot(runtimes []*platformv1alpha1.ServiceRuntime, exclu
 	a.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Runtime.Name < out[j].Runtime.Name })
 	return out
+}
+
+// addReservations counts on info the reservations of rt whose capabilities this
+// accounting does not count otherwise. Callers hold mu.
+func (a *Accounting) addReservations(info *framework.RuntimeInfo, rt *platformv1alpha1.ServiceRuntime, exclude, tenantKey string) {
+	entries := a.reservationsOf(rt)
+	if len(entries) == 0 {
+		return
+	}
+	now := a.now()
+	for key, r := range entries {
+		if key == exclude || now.Sub(time.Unix(r.At, 0)) > a.reservationTTL {
+			continue
+		}
+		if _, counted := a.effective[key]; counted {
+			continue
+		}
+		info.Count++
+		if r.Tenant == tenantKey && tenantKey != "" {
+			info.PerTenant[tenantKey]++
+		}
+		for name, q := range r.Requests {
+			if !framework.Positive(q) {
+				continue
+			}
+			sum := info.Allocated[name]
+			sum.Add(q)
+			info.Allocated[name] = sum
+		}
+	}
 }
 
 func equalResources(a, b corev1.ResourceList) bool {

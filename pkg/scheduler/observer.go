@@ -35,6 +35,9 @@ type observer struct {
 	fleet Fleet
 	// requeue puts a capability of kinds[kindIndex] on its controller's queue.
 	requeue func(kindIndex int, req mcreconcile.Request)
+	// bound, when set, tells a workspace another replica took over from one that is
+	// gone (see Options.Bound).
+	bound func(multicluster.ClusterName) bool
 
 	mu      sync.Mutex
 	started bool
@@ -62,7 +65,8 @@ func (o *observer) Start(ctx context.Context) error {
 
 // Engage queues a newly engaged workspace's capabilities: the events the Fleet brought
 // before the workspace was engaged found no workspace to reconcile in. When it is
-// disengaged, what its capabilities counted is forgotten.
+// disengaged because it is gone, what its capabilities counted is forgotten; one that
+// another replica took over keeps counting.
 func (o *observer) Engage(ctx context.Context, name multicluster.ClusterName, cl cluster.Cluster) error {
 	for i, kind := range o.kinds {
 		list := &unstructured.UnstructuredList{}
@@ -79,6 +83,9 @@ func (o *observer) Engage(ctx context.Context, name multicluster.ClusterName, cl
 	}
 	// A callback, not a goroutine per workspace waiting for the end.
 	context.AfterFunc(ctx, func() {
+		if o.bound != nil && o.bound(name) {
+			return
+		}
 		o.acct.DeletePrefix(name.String() + "|")
 		o.waker.WakeWaiting()
 	})

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -45,6 +46,10 @@ type reconciler struct {
 // runtime already, to a scheduling decision when it does not.
 func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (reconcile.Result, error) {
 	s := r.s
+	if s.opts.Owns != nil && !s.opts.Owns(req.ClusterName) {
+		// Another replica reconciles this workspace (the Fleet brings every one's events).
+		return reconcile.Result{}, nil
+	}
 	if !s.observer.Synced() || !s.opts.Runtimes.Synced() {
 		return reconcile.Result{RequeueAfter: notSyncedRetry}, nil
 	}
@@ -214,6 +219,20 @@ func (r *reconciler) schedule(ctx context.Context, key string, req mcreconcile.R
 	}
 
 	chosen := res.Chosen.Runtime
+	if s.opts.Reservations != nil {
+		if err := s.reserve(ctx, key, tenantKey, c, chosen, runtimes); err != nil {
+			s.acct.Forget(key)
+			var full *noRoomError
+			if errors.As(err, &full) || apierrors.IsConflict(err) {
+				// Another replica filled the runtime first: decide again, counting it.
+				log.FromContext(ctx).V(1).Info("reservation refused, deciding again", "err", err.Error())
+				metrics.SchedulingAttempts.WithLabelValues(metrics.ResultConflict).Inc()
+				return reconcile.Result{Requeue: true}, nil
+			}
+			metrics.SchedulingAttempts.WithLabelValues(metrics.ResultError).Inc()
+			return reconcile.Result{}, fmt.Errorf("failed to reserve room on runtime %s: %w", chosen.Name, err)
+		}
+	}
 	if err := w.assign(ctx, chosen.Name); err != nil {
 		s.acct.Forget(key)
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {

@@ -73,6 +73,16 @@ type Options struct {
 	AssumeTTL time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Reservations, when set, records every placement on the runtime's twin before the
+	// assignment (see Reservations): for several active replicas. Nil: none.
+	Reservations *Reservations
+	// Owns reports whether this scheduler reconciles a workspace's capabilities; the
+	// others' are counted but left to the replica that owns them. Nil: every workspace.
+	Owns func(multicluster.ClusterName) bool
+	// Bound reports whether a workspace this scheduler stopped reconciling is still
+	// bound (another replica took it over), so that its capabilities keep counting.
+	// Nil: a disengaged workspace is gone.
+	Bound func(multicluster.ClusterName) bool
 	// Permits answers whether the tenant workspace cluster may name runtime in
 	// spec.runtimeName (see identity.TenantSubject). Nil permits every runtime.
 	Permits func(ctx context.Context, cluster, runtime string) (bool, error)
@@ -154,7 +164,8 @@ func newScheduler(opts Options, ws workspaces) (*Scheduler, error) {
 		opts.Now = time.Now
 	}
 	s := &Scheduler{opts: opts, workspaces: ws, acct: NewAccounting(), waiting: newWaitingSet()}
-	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, waker: s, fleet: opts.Fleet, requeue: s.requeue}
+	s.acct.now, s.acct.reservationTTL = opts.Now, opts.AssumeTTL
+	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, waker: s, fleet: opts.Fleet, requeue: s.requeue, bound: opts.Bound}
 	if n, ok := opts.Runtimes.(ChangeNotifier); ok {
 		n.Notify(s)
 	}

@@ -91,6 +91,12 @@ const (
 	AnnotationRotateCredentials = "platform.msp.dev/rotate-credentials"
 	// LabelKind on a connection Secret names the kind of the capability it belongs to.
 	LabelKind = "platform.msp.dev/kind"
+	// AnnotationReservations on a ServiceRuntime holds the placements coordinator
+	// replicas that share the tenant workspaces (--shard-workspaces) made on it and may
+	// not see in their caches yet, as JSON: capability key → requests, time, replica.
+	// Each replica writes it guarded by the runtime's resourceVersion before it assigns a
+	// capability, so that two replicas never fill one runtime beyond its capacity.
+	AnnotationReservations = "platform.msp.dev/reservations"
 	// AnnotationCapability on a connection Secret names the capability it belongs to
 	// (an annotation: names may be longer than a label value may be).
 	AnnotationCapability = "platform.msp.dev/capability"
