@@ -5,14 +5,19 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 
+	"github.com/kcp-dev/logicalcluster/v3"
+
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/scheduler/framework"
+	"github.com/msp-dev/msp/sdk/capability"
 )
 
 func rt(name string) *platformv1alpha1.ServiceRuntime {
@@ -192,5 +197,43 @@ func TestPendingLeavesOutDecisionsBeingWritten(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"a"}, keys); diff != "" {
 		t.Errorf("Pending (-want +got):\n%s", diff)
+	}
+}
+
+// With replicas that share the workspaces, Pending includes what waits in the others'
+// workspaces, as the documents say, once: not a capability this replica waits on
+// itself, nor one that is assigned or waits for another reason.
+func TestPendingIncludesOtherReplicasWorkspaces(t *testing.T) {
+	s := &Scheduler{acct: NewAccounting(), waiting: newWaitingSet()}
+	s.observer = &observer{acct: s.acct, waker: s, others: newOthersPending()}
+	kind := capability.Kind{GVK: pgGVK}
+	h := s.observer.handler(kind)
+	doc := func(cluster, name, reason string, mutate ...func(*unstructured.Unstructured)) *unstructured.Unstructured {
+		u := capabilityDoc(append(mutate, withCondition(scheduledCond(metav1.ConditionFalse, reason, "0/4 runtimes fit: 4 insufficient capabilities", 1)))...)
+		u.SetName(name)
+		u.SetAnnotations(map[string]string{logicalcluster.AnnotationKey: cluster})
+		return u
+	}
+	h.OnAdd(doc("ws-other", "waits", platformv1alpha1.ReasonUnschedulable), false)
+	h.OnAdd(doc("ws-other", "named", platformv1alpha1.ReasonRuntimeNotFound), false)
+	h.OnAdd(doc("ws-other", "placed", platformv1alpha1.ReasonUnschedulable, withRuntimeName("rt-a")), false)
+	h.OnAdd(doc("ws-mine", "mine", platformv1alpha1.ReasonUnschedulable), false)
+	mine := capabilityKey("ws-mine", pgKind, "default", "mine")
+	s.waiting.add(mine, 0, mcreconcile.Request{}, platformv1alpha1.ReasonUnschedulable, "0/4 runtimes fit", &framework.Capability{Name: "mine"})
+	var keys []string
+	for _, p := range s.Pending() {
+		keys = append(keys, p.Key)
+		if p.Capability == nil || p.Capability.Name != "mine" && p.Capability.Requests == nil {
+			t.Errorf("pending %s carries no requests", p.Key)
+		}
+	}
+	want := []string{capabilityKey("ws-mine", pgKind, "default", "mine"), capabilityKey("ws-other", pgKind, "default", "waits")}
+	if diff := cmp.Diff(want, keys, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("Pending (-want +got):\n%s", diff)
+	}
+	// Placed after all: no longer pending.
+	h.OnUpdate(nil, doc("ws-other", "waits", platformv1alpha1.ReasonUnschedulable, withRuntimeName("rt-b")))
+	if n := len(s.Pending()); n != 1 {
+		t.Errorf("after the other's capability was placed, %d pending, want 1 (this replica's own)", n)
 	}
 }

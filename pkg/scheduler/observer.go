@@ -6,7 +6,11 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	runtimeconv "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
@@ -38,6 +42,9 @@ type observer struct {
 	// bound, when set, tells a workspace another replica took over from one that is
 	// gone (see Options.Bound).
 	bound func(multicluster.ClusterName) bool
+	// others, when set, collects the capabilities that wait with Unschedulable in any
+	// workspace (see othersPending).
+	others *othersPending
 
 	mu      sync.Mutex
 	started bool
@@ -129,6 +136,9 @@ func (o *observer) handler(kind capability.Kind) toolscache.ResourceEventHandler
 			return
 		}
 		runtime, _, _ := unstructured.NestedString(u.Object, "spec", "runtimeName")
+		if o.others != nil {
+			o.others.record(key, cluster, gk, u, runtime, kind)
+		}
 		before := o.acct.RuntimeOf(key)
 		o.acct.Observe(key, runtime, RequestsOf(u, kind), framework.TenantKey(cluster, gk))
 		if before != "" && runtime == "" {
@@ -148,6 +158,9 @@ func (o *observer) handler(kind capability.Kind) toolscache.ResourceEventHandler
 			}
 			freed := o.acct.RuntimeOf(key) != ""
 			o.acct.Delete(key)
+			if o.others != nil {
+				o.others.forget(key)
+			}
 			if freed {
 				o.waker.WakeWaiting()
 			}
@@ -178,4 +191,55 @@ func resourcesOf(u *unstructured.Unstructured) platformv1alpha1.CapabilitySpec {
 		spec.Resources = parseResources(raw)
 	}
 	return spec
+}
+
+// othersPending are the capabilities of every workspace that wait because nothing fits
+// them, as their documents say (reason Unschedulable). With replicas that share the
+// workspaces, a replica's own waiting set covers only its workspaces; the runtime
+// manager, which runs on one of them, plans for these too.
+type othersPending struct {
+	mu    sync.Mutex
+	items map[string]Pending
+}
+
+func newOthersPending() *othersPending { return &othersPending{items: map[string]Pending{}} }
+
+func (p *othersPending) record(key, cluster string, gk schema.GroupKind, u *unstructured.Unstructured, runtime string, kind capability.Kind) {
+	var cond *metav1.Condition
+	if runtime == "" && u.GetDeletionTimestamp() == nil {
+		var doc document
+		if err := runtimeconv.DefaultUnstructuredConverter.FromUnstructured(u.Object, &doc); err == nil {
+			if c := meta.FindStatusCondition(doc.Status.Conditions, platformv1alpha1.ConditionScheduled); c != nil && c.Reason == platformv1alpha1.ReasonUnschedulable {
+				cond = c
+				p.mu.Lock()
+				p.items[key] = Pending{Key: key, Reason: c.Reason, Message: c.Message, Capability: &framework.Capability{
+					Cluster: cluster, Namespace: u.GetNamespace(), Name: u.GetName(), GroupKind: gk,
+					Spec: doc.Spec, Requests: RequestsOf(u, kind), Named: NamedOf(u),
+				}}
+				p.mu.Unlock()
+			}
+		}
+	}
+	if cond == nil {
+		p.forget(key)
+	}
+}
+
+func (p *othersPending) forget(key string) {
+	p.mu.Lock()
+	delete(p.items, key)
+	p.mu.Unlock()
+}
+
+// list returns the waiting capabilities whose keys skip does not hold.
+func (p *othersPending) list(skip func(key string) bool) []Pending {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Pending
+	for key, item := range p.items {
+		if !skip(key) {
+			out = append(out, item)
+		}
+	}
+	return out
 }

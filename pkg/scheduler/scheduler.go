@@ -166,6 +166,9 @@ func newScheduler(opts Options, ws workspaces) (*Scheduler, error) {
 	s := &Scheduler{opts: opts, workspaces: ws, acct: NewAccounting(), waiting: newWaitingSet()}
 	s.acct.now, s.acct.reservationTTL = opts.Now, opts.AssumeTTL
 	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, waker: s, fleet: opts.Fleet, requeue: s.requeue, bound: opts.Bound}
+	if opts.Owns != nil {
+		s.observer.others = newOthersPending()
+	}
 	if n, ok := opts.Runtimes.(ChangeNotifier); ok {
 		n.Notify(s)
 	}
@@ -236,10 +239,18 @@ type Pending struct {
 
 // Pending returns the capabilities that wait because no runtime fits them (not the
 // ones whose named runtime is missing or unfit, nor the ones whose assignment is being
-// written).
+// written). With replicas that share the workspaces, it includes the capabilities that
+// wait in the other replicas' workspaces, as their documents say.
 func (s *Scheduler) Pending() []Pending {
 	var out []Pending
-	for key, w := range s.waiting.snapshot() {
+	waiting := s.waiting.snapshot()
+	if s.observer != nil && s.observer.others != nil {
+		out = s.observer.others.list(func(key string) bool {
+			_, mine := waiting[key]
+			return mine || s.acct.RuntimeOf(key) != ""
+		})
+	}
+	for key, w := range waiting {
 		// A decision being written counts on its runtime already; it waits for nothing.
 		if s.acct.RuntimeOf(key) != "" {
 			continue
