@@ -33,6 +33,7 @@ type options struct {
 	CeilingOnly                        bool
 	Keep                               bool
 	Profile                            time.Duration
+	Shards                             int
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	fs.StringVar(&o.KCP, "kcp", o.KCP, "The kcp binary to run (default: kcp in --bin); e.g. another kcp version, to compare ceilings.")
 	fs.BoolVar(&o.CeilingOnly, "ceiling-only", o.CeilingOnly, "Set up W and R, measure kcp's ceilings and stop: no msp component runs.")
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "Keep kcp's data folder.")
+	fs.IntVar(&o.Shards, "shards", 1, "kcp shards behind kcp's front proxy (1: one kcp, as make run); tenant workspaces land on the shards as kcp places them.")
 	fs.DurationVar(&o.Profile, "profile", o.Profile, "When set, capture CPU profiles of kcp and the coordinator over this long from the start of the burst, into --out.")
 	fs.BoolVar(&quick, "quick", quick, "A shorter preset (about ten minutes): W=20, R=5, C=1000, churn phases of 30s, idle 1m.")
 	pflag.Parse()
@@ -73,6 +75,9 @@ func main() {
 	}
 	if o.Workspaces < 1 || o.Runtimes < 1 || o.Capabilities < 1 || o.ChurnRate < 1 || o.LowChurnRate < 0 || o.ServiceletLoad < 0 {
 		fail(fmt.Errorf("--workspaces, --runtimes, --capabilities and --churn-rate must be positive"))
+	}
+	if o.Shards < 1 || o.Shards > 4 {
+		fail(fmt.Errorf("--shards must be between 1 and 4"))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

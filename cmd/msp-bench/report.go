@@ -37,8 +37,8 @@ func report(o options, r *results) error {
 		return "missed"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Machine: %s. Run: %s, W=%d, R=%d, C=%d, churn %d/s for %s (setup %.0fs).\n\n",
-		r.Machine, time.Now().UTC().Format("2006-01-02 15:04 MST"), o.Workspaces, o.Runtimes, o.Capabilities, o.ChurnRate, o.ChurnFor, r.SetupSeconds)
+	fmt.Fprintf(&b, "Machine: %s. Run: %s, W=%d, R=%d, C=%d, churn %d/s for %s, kcp shards %d (setup %.0fs).\n\n",
+		r.Machine, time.Now().UTC().Format("2006-01-02 15:04 MST"), o.Workspaces, o.Runtimes, o.Capabilities, o.ChurnRate, o.ChurnFor, o.Shards, r.SetupSeconds)
 	if o.CeilingOnly {
 		fmt.Fprintf(&b, "kcp: %s\n\n| ceiling (plain client-go through the virtual workspace, %d capabilities, 32 in flight) | per second |\n| --- | --- |\n", o.KCP, r.CeilingSample)
 		fmt.Fprintf(&b, "| create + the scheduler's write | %.1f |\n| create + the scheduler's and the servicelet's 3 writes | %.1f |\n", r.CeilingPerSec, r.LifecyclePerSec)

@@ -84,7 +84,7 @@ type point struct {
 func run(ctx context.Context, o options) (*results, error) {
 	res := &results{Machine: machine(), Params: map[string]string{
 		"W": fmt.Sprint(o.Workspaces), "R": fmt.Sprint(o.Runtimes), "C": fmt.Sprint(o.Capabilities),
-		"churn": fmt.Sprintf("%d/s for %s", o.ChurnRate, o.ChurnFor), "kcp": o.KCP, "lowChurn": fmt.Sprintf("%d/s for %s", o.LowChurnRate, o.ChurnFor),
+		"churn": fmt.Sprintf("%d/s for %s", o.ChurnRate, o.ChurnFor), "kcp": o.KCP, "shards": fmt.Sprint(o.Shards), "lowChurn": fmt.Sprintf("%d/s for %s", o.LowChurnRate, o.ChurnFor),
 	}}
 	dataDir, err := os.MkdirTemp("", "msp-bench-")
 	if err != nil {
@@ -95,8 +95,11 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	start := time.Now()
 	say("starting kcp (data: %s)", dataDir)
-	kcpOpts := launcher.Options{Binary: o.KCP, DataDir: filepath.Join(dataDir, "kcp")}
+	kcpOpts := launcher.Options{Binary: o.KCP, DataDir: filepath.Join(dataDir, "kcp"), Shards: o.Shards}
 	profiles := map[string]string{}
+	if o.Profile > 0 && o.Shards > 1 {
+		return nil, fmt.Errorf("--profile profiles one kcp: not with --shards %d", o.Shards)
+	}
 	if o.Profile > 0 {
 		port, err := ports.Free("127.0.0.1")
 		if err != nil {
