@@ -15,10 +15,12 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/multicluster-runtime/pkg/manager/coordinator/sharded/sharder"
+
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 )
 
 // labelPeers marks the Leases of the replicas of one coordinator (its value is the export).
-const labelPeers = "platform.msp.dev/coordinator-peers"
+const labelPeers = platformv1alpha1.LabelCoordinatorPeers
 
 // leasePeers is the membership of a coordinator's active replicas: each keeps a Lease of
 // its own in the provider workspace and lists the others'. A replica whose Lease has not

@@ -3,6 +3,7 @@ package onboarding
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 )
 
 // run tells whether the provider runs: its front door is configured, a coordinator holds
@@ -27,6 +29,23 @@ func (r *Reconciler) run(ctx context.Context, sp *onboardingv1alpha1.ServiceProv
 	holder, fresh := "", false
 	if err == nil {
 		holder, fresh = leaseHeld(lease, r.now())
+	}
+	if !fresh {
+		// Replicas that share the workspaces (--shard-workspaces) each keep a Lease.
+		replicas, err := dyn.Resource(gvrLease).Namespace("default").List(ctx, metav1.ListOptions{LabelSelector: platformv1alpha1.LabelCoordinatorPeers + "=" + sp.Spec.Export})
+		if err != nil {
+			return verdict{false, onboardingv1alpha1.ReasonNoCoordinator, err.Error()}, err
+		}
+		var live []string
+		for i := range replicas.Items {
+			if id, ok := leaseHeld(&replicas.Items[i], r.now()); ok {
+				live = append(live, id)
+			}
+		}
+		if len(live) > 0 {
+			sort.Strings(live)
+			holder, fresh = strings.Join(live, ", "), true
+		}
 	}
 	if fresh {
 		st.Coordinator = holder
@@ -57,7 +76,7 @@ func (r *Reconciler) run(ctx context.Context, sp *onboardingv1alpha1.ServiceProv
 		if holder != "" {
 			why = fmt.Sprintf("the coordinator %s stopped renewing the Lease default/%s in %s", holder, CoordinatorLease(sp.Spec.Export), ws)
 		}
-		return verdict{false, onboardingv1alpha1.ReasonNoCoordinator, why + ": start the provider's coordinator with --leader-elect"}, nil
+		return verdict{false, onboardingv1alpha1.ReasonNoCoordinator, why + ": start the provider's coordinator with --leader-elect (or its replicas with --shard-workspaces)"}, nil
 	case st.ReadyRuntimes == 0 && st.RuntimeClasses == 0:
 		return verdict{false, onboardingv1alpha1.ReasonNoRuntime, fmt.Sprintf("the coordinator %s leads, but no ServiceRuntime is Ready (%d registered) and no ServiceRuntimeClass can order one (%d defined): start a servicelet, or define a runtime class", holder, len(runtimes.Items), len(classes.Items))}, nil
 	}

@@ -97,6 +97,9 @@ const (
 	// Each replica writes it guarded by the runtime's resourceVersion before it assigns a
 	// capability, so that two replicas never fill one runtime beyond its capacity.
 	AnnotationReservations = "platform.msp.dev/reservations"
+	// LabelCoordinatorPeers marks the Lease of each active replica of a coordinator that
+	// shares the tenant workspaces (--shard-workspaces); its value is the export.
+	LabelCoordinatorPeers = "platform.msp.dev/coordinator-peers"
 	// AnnotationCapability on a connection Secret names the capability it belongs to
 	// (an annotation: names may be longer than a label value may be).
 	AnnotationCapability = "platform.msp.dev/capability"
