@@ -3,6 +3,12 @@
 //
 // A data folder can be started again: the launcher records the ports it chose in the
 // folder and reuses them, so kubeconfigs handed out earlier stay valid.
+//
+// With Options.Shards > 1 the launcher starts a sharded kcp instead of one `kcp start`:
+// a root shard, further shards (shard-1, shard-2, ...), each with its own embedded etcd,
+// kcp's cache server, and kcp's front proxy, which clients talk to. The Server's URL and
+// kubeconfigs then address the front proxy; Shards, StopShard and StartShard reach the
+// shards themselves.
 package launcher
 
 import (
@@ -54,8 +60,8 @@ type Options struct {
 	DataDir string
 	// BindAddress is the address kcp listens on. Defaults to 127.0.0.1.
 	BindAddress string
-	// SecurePort is kcp's HTTPS port. 0 picks a free one on first start and reuses it
-	// on later starts of the same data folder.
+	// SecurePort is kcp's HTTPS port (when sharded, the front proxy's). 0 picks a free
+	// one on first start and reuses it on later starts of the same data folder.
 	SecurePort int
 	// Output receives kcp's log besides the data folder's kcp.log. Optional.
 	Output io.Writer
@@ -63,13 +69,33 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopTimeout is how long Stop waits after SIGTERM before it kills. Defaults to 30s.
 	StopTimeout time.Duration
-	// ExtraArgs are appended to `kcp start`.
+	// ExtraArgs are appended to `kcp start` (when sharded, of every shard).
 	ExtraArgs []string
 	// Users are static-token users of the embedded default that are not kcp admins (in
 	// the group msp:users): what they may do is what the workspace tree's RBAC grants
 	// them (the demo tenant's admin, say). Their tokens survive restarts; a user added
 	// later gets a token on the next start. See UserKubeconfig.
 	Users []string
+
+	// Shards is the number of kcp shards. 0 and 1 start one `kcp start` as ever; more
+	// start a root shard and shards shard-1 ... shard-(N-1), kcp's cache server and its
+	// front proxy, all on BindAddress: URL, KubeconfigPath, RESTConfig,
+	// PlatformKubeconfigPath and UserKubeconfig then address the front proxy (whose port
+	// is SecurePort), which accepts msp's CA and static tokens, as does every shard. A
+	// data folder keeps the number of shards it was first started with; it can grow, not
+	// shrink, and a single-shard folder cannot become a sharded one.
+	Shards int
+	// ShardLabels are labels of the kcp Shard objects (in root), by shard name (root,
+	// shard-1, ...): applied once the shard has registered, on every start. A Workspace
+	// lands on a shard its spec.location.selector matches (kcp copies a shard's region
+	// label to the workspaces on it). Labels the launcher applied earlier but that are
+	// no longer listed for a shard are removed; a shard not named here keeps its labels.
+	// Only for Shards > 1.
+	ShardLabels map[string]map[string]string
+	// FrontProxyBinary and CacheServerBinary are kcp's kcp-front-proxy and cache-server
+	// executables, for Shards > 1. They default to the ones next to Binary, else to those
+	// on PATH.
+	FrontProxyBinary, CacheServerBinary string
 }
 
 // Server is a running kcp.
@@ -81,6 +107,8 @@ type Server struct {
 	done  chan struct{}
 	err   error
 	ca    *identity.CA
+	// sh is the state of a sharded kcp (Options.Shards > 1); nil for one shard.
+	sh *sharded
 }
 
 type portSet struct {
@@ -118,6 +146,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	opts.DataDir = dataDir
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("launcher: failed to create data folder: %w", err)
+	}
+	if opts.Shards > 1 {
+		return startSharded(ctx, opts, bin)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, shardsFile)); err == nil {
+		return nil, fmt.Errorf("launcher: %s holds a sharded kcp (see %s): start it with Options.Shards", dataDir, shardsFile)
 	}
 	p, err := choosePorts(opts)
 	if err != nil {
@@ -404,7 +438,7 @@ func (s *Server) KubeconfigPath() string { return filepath.Join(s.opts.DataDir, 
 // DataDir is the server's data folder.
 func (s *Server) DataDir() string { return s.opts.DataDir }
 
-// URL is the server's base URL, without a workspace path.
+// URL is the server's base URL, without a workspace path: when sharded, the front proxy's.
 func (s *Server) URL() string {
 	return "https://" + net.JoinHostPort(s.opts.BindAddress, strconv.Itoa(s.ports.Secure))
 }
@@ -430,15 +464,51 @@ func (s *Server) ServingCA() ([]byte, error) {
 	return os.ReadFile(cfg.CAFile)
 }
 
-// Pid is kcp's process id.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+// Pid is kcp's process id (when sharded, the root shard's).
+func (s *Server) Pid() int {
+	if s.sh != nil {
+		return s.sh.shards[0].proc.pid()
+	}
+	return s.cmd.Process.Pid
+}
 
-// Done is closed when kcp has exited.
+// Done is closed when kcp has exited. When sharded: when any of its processes exited
+// other than by StopShard, or after Stop.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
+// Shards describes kcp's shards: root first. A single-shard kcp has one, root, at URL.
+func (s *Server) Shards() []Shard { return s.shardsInfo() }
+
+// LogFiles are the logs of kcp's processes (one, kcp.log in the data folder, unless
+// sharded).
+func (s *Server) LogFiles() []string {
+	if s.sh == nil {
+		return []string{filepath.Join(s.opts.DataDir, LogFile)}
+	}
+	var out []string
+	for _, sp := range s.sh.shards {
+		out = append(out, sp.proc.logFile)
+	}
+	return append(out, s.sh.cache.logFile, s.sh.proxy.logFile)
+}
+
+func (s *Server) running() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Stop sends SIGTERM to kcp, waits up to StopTimeout for it to exit, then kills its
-// process group. It is safe to call more than once.
+// process group. It is safe to call more than once. When sharded, it stops every process
+// the launcher started: the front proxy, the shards (root last) and the cache server.
 func (s *Server) Stop() error {
+	if s.sh != nil {
+		s.stopSharded()
+		return nil
+	}
 	select {
 	case <-s.done:
 		return nil
