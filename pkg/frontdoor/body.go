@@ -136,8 +136,10 @@ func deleteWithUID(req *apiRequest, uid string) ([]byte, error) {
 
 // rewriteEndpointSlice points every endpoint URL of an APIExportEndpointSlice (JSON) at
 // public, keeping the path: the servicelets' virtual workspace traffic then comes to the
-// front door too. Endpoints that become equal are listed once.
-func rewriteEndpointSlice(body []byte, public *url.URL) ([]byte, error) {
+// front door too. When the endpoints are on several hosts (the shards of a sharded
+// kcp), each gets the prefix /shards/<token> that token returns for its base URL (see
+// shardPrefix). Endpoints that become equal are listed once.
+func rewriteEndpointSlice(body []byte, public *url.URL, token func(base *url.URL) (string, error)) ([]byte, error) {
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
 		return nil, errors.New("the endpoint slice is not a JSON object")
@@ -150,6 +152,16 @@ func rewriteEndpointSlice(body []byte, public *url.URL) ([]byte, error) {
 	if !found {
 		return body, nil
 	}
+	hosts := map[string]bool{}
+	for _, e := range endpoints {
+		if ep, ok := e.(map[string]any); ok {
+			if raw, _ := ep["url"].(string); raw != "" {
+				if u, err := url.Parse(raw); err == nil && strings.HasPrefix(u.Path, virtualWorkspacePrefix) {
+					hosts[u.Host] = true
+				}
+			}
+		}
+	}
 	out := []any{}
 	seen := map[string]bool{}
 	for _, e := range endpoints {
@@ -161,6 +173,13 @@ func rewriteEndpointSlice(body []byte, public *url.URL) ([]byte, error) {
 		u, err := url.Parse(raw)
 		if err != nil || !strings.HasPrefix(u.Path, virtualWorkspacePrefix) {
 			continue // not a virtual workspace the front door serves: leave it out
+		}
+		if len(hosts) > 1 {
+			t, err := token(u)
+			if err != nil {
+				return nil, err
+			}
+			u.Path = shardPrefix + t + u.Path
 		}
 		u.Scheme, u.Host, u.User = public.Scheme, public.Host, nil
 		if seen[u.String()] {

@@ -115,17 +115,18 @@ type caches struct {
 	clients map[string]*dynamic.DynamicClient // per logical cluster, for live reads
 }
 
-// startCaches starts the informers until ctx ends. revoke is called with a runtime whose
-// servicelet's ServiceAccount was deleted or replaced.
-func startCaches(ctx context.Context, base, provider *rest.Config, vwPath string, kinds []kind, revoke func(runtime string)) (*caches, error) {
+// startCaches starts the informers of one virtual-workspace endpoint (host: a shard's,
+// or kcp's) until ctx ends. accounts is the servicelets' ServiceAccounts' informer,
+// shared by every endpoint's caches (see startAccounts).
+func startCaches(ctx context.Context, base *rest.Config, host, vwPath string, kinds []kind, accounts toolscache.SharedIndexInformer) (*caches, error) {
 	vw := rest.CopyConfig(base)
-	vw.Host = strings.TrimSuffix(base.Host, "/") + vwPath
+	vw.Host = strings.TrimSuffix(host, "/") + vwPath
 	vw.QPS, vw.Burst = 100, 200
 	httpClient, err := rest.HTTPClientFor(vw)
 	if err != nil {
 		return nil, err
 	}
-	c := &caches{vwConfig: vw, httpClient: httpClient, kinds: map[schema.GroupVersionResource]kcpcache.ScopeableSharedIndexInformer{}, clients: map[string]*dynamic.DynamicClient{}}
+	c := &caches{vwConfig: vw, httpClient: httpClient, kinds: map[schema.GroupVersionResource]kcpcache.ScopeableSharedIndexInformer{}, clients: map[string]*dynamic.DynamicClient{}, accounts: accounts}
 	all, err := c.client("*")
 	if err != nil {
 		return nil, err
@@ -134,14 +135,17 @@ func startCaches(ctx context.Context, base, provider *rest.Config, vwPath string
 		c.kinds[k.gvr()] = labelledInformer(ctx, all.Resource(k.gvr()))
 	}
 	c.secrets = labelledInformer(ctx, all.Resource(secretsGVR))
+	return c, nil
+}
+
+// startAccounts watches the servicelets' ServiceAccounts in the provider workspace (see
+// serviceAccountInformer).
+func startAccounts(ctx context.Context, provider *rest.Config, revoke func(runtime string)) (toolscache.SharedIndexInformer, error) {
 	cs, err := kubernetes.NewForConfig(provider)
 	if err != nil {
 		return nil, err
 	}
-	if c.accounts, err = serviceAccountInformer(ctx, cs, revoke); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return serviceAccountInformer(ctx, cs, revoke)
 }
 
 // labelledInformer runs, until ctx ends, a wildcard informer on ri of the objects that
@@ -212,10 +216,15 @@ func (c *caches) synced() bool {
 // serviceAccountUID returns the UID of runtime's servicelet's ServiceAccount; known is
 // false while the cache cannot tell, exists false when it has none.
 func (c *caches) serviceAccountUID(runtime string) (uid string, exists, known bool) {
-	if !c.accounts.HasSynced() {
+	return accountUID(c.accounts, runtime)
+}
+
+// accountUID reads runtime's servicelet's ServiceAccount's UID from the accounts' informer.
+func accountUID(accounts toolscache.SharedIndexInformer, runtime string) (uid string, exists, known bool) {
+	if !accounts.HasSynced() {
 		return "", false, false
 	}
-	obj, ok, err := c.accounts.GetIndexer().GetByKey(ServiceletNamespace + "/" + ServiceAccountName(runtime))
+	obj, ok, err := accounts.GetIndexer().GetByKey(ServiceletNamespace + "/" + ServiceAccountName(runtime))
 	if err != nil {
 		return "", false, false
 	}

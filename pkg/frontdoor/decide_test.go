@@ -454,7 +454,11 @@ func TestRewriteEndpointSlice(t *testing.T) {
 	"status":{"endpoints":[{"url":"https://127.0.0.1:6443/services/apiexport/provcl/postgres.msp.dev"},
 	{"url":"https://shard-2.kcp:6443/services/apiexport/provcl/postgres.msp.dev"},{"url":"https://evil/elsewhere"}]}}`
 	public, _ := url.Parse("https://127.0.0.1:7443")
-	out, err := rewriteEndpointSlice([]byte(in), public)
+	// Endpoints on two hosts (two shards): each gets /shards/<token>.
+	token := func(base *url.URL) (string, error) {
+		return shardToken(base.Scheme + "://" + base.Host), nil
+	}
+	out, err := rewriteEndpointSlice([]byte(in), public, token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +470,18 @@ func TestRewriteEndpointSlice(t *testing.T) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Status.Endpoints) != 1 || got.Status.Endpoints[0].URL != "https://127.0.0.1:7443/services/apiexport/provcl/postgres.msp.dev" {
+	shard1 := "https://127.0.0.1:7443/shards/" + shardToken("https://127.0.0.1:6443") + "/services/apiexport/provcl/postgres.msp.dev"
+	shard2 := "https://127.0.0.1:7443/shards/" + shardToken("https://shard-2.kcp:6443") + "/services/apiexport/provcl/postgres.msp.dev"
+	if len(got.Status.Endpoints) != 2 || got.Status.Endpoints[0].URL != shard1 || got.Status.Endpoints[1].URL != shard2 {
 		t.Errorf("endpoints = %+v", got.Status.Endpoints)
+	}
+	tok, rest, ok := cutShard(strings.TrimPrefix(shard2, "https://127.0.0.1:7443") + "/clusters/*/api/v1/secrets")
+	if !ok || tok != shardToken("https://shard-2.kcp:6443") || rest != "/services/apiexport/provcl/postgres.msp.dev/clusters/*/api/v1/secrets" {
+		t.Errorf("cutShard = %q, %q, %v", tok, rest, ok)
+	}
+	for _, p := range []string{"/shards/", "/shards/abc", "/services/apiexport/x"} {
+		if _, _, ok := cutShard(p); ok {
+			t.Errorf("cutShard(%q) accepted it", p)
+		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	mspidentity "github.com/msp-dev/msp/pkg/identity"
@@ -89,6 +90,7 @@ type FrontDoor struct {
 	base     *rest.Config // kcp's base URL, the front door's identity
 	provider *rest.Config // the provider workspace
 	public   *url.URL
+	kcpHost  string
 	proxy    *httputil.ReverseProxy
 	inflight *inflight
 	// state is nil until the export's kinds and the provider's cluster are known.
@@ -127,6 +129,7 @@ func New(opts Options) (*FrontDoor, error) {
 		base:     base,
 		provider: kcpconfig.ForWorkspace(opts.Config, opts.Workspace),
 		public:   public,
+		kcpHost:  kcpURL.Host,
 		inflight: newInflight(),
 	}
 	if f.proxy, err = f.newProxy(kcpURL); err != nil {
@@ -205,7 +208,7 @@ func (f *FrontDoor) start(ctx context.Context) {
 // state is what the front door knows once started.
 type state struct {
 	policy *policy
-	view   view
+	routes *routes
 	authn  *authenticator
 }
 
@@ -238,11 +241,51 @@ func (f *FrontDoor) prepare(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := startCaches(ctx, f.base, f.provider, p.virtualWorkspacePath(), kinds, f.revoke)
+	accounts, err := startAccounts(ctx, f.provider, f.revoke)
 	if err != nil {
 		return nil, err
 	}
-	return &state{policy: p, view: c, authn: newAuthenticator(rev, f.opts.Audience, cluster)}, nil
+	kcpURL, _ := url.Parse(f.base.Host)
+	rs := &routes{ctx: ctx, accounts: informerAccounts{accounts}, kcp: kcpURL, routes: map[string]*route{},
+		start: func(ctx context.Context, host string) (view, error) {
+			return startCaches(ctx, f.base, host, p.virtualWorkspacePath(), kinds, accounts)
+		}}
+	dyn, err := dynamic.NewForConfig(f.provider)
+	if err != nil {
+		return nil, err
+	}
+	endpoints, err := sliceEndpoints(ctx, dyn, f.opts.Export)
+	if err != nil {
+		return nil, err
+	}
+	if err := rs.follow(endpoints); err != nil {
+		return nil, err
+	}
+	return &state{policy: p, routes: rs, authn: newAuthenticator(rev, f.opts.Audience, cluster)}, nil
+}
+
+// route returns the endpoint a /shards/<token> path names, reading the endpoint slice
+// again when the token is new to this front door (it started after the servicelet
+// read the slice, or kcp has a new shard).
+func (f *FrontDoor) route(ctx context.Context, st *state, token string) (*route, error) {
+	if rt, ok := st.routes.get(token); ok {
+		return rt, nil
+	}
+	dyn, err := dynamic.NewForConfig(f.provider)
+	if err != nil {
+		return nil, err
+	}
+	endpoints, err := sliceEndpoints(ctx, dyn, f.opts.Export)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.routes.follow(endpoints); err != nil {
+		return nil, err
+	}
+	if rt, ok := st.routes.get(token); ok {
+		return rt, nil
+	}
+	return nil, fmt.Errorf("the export's endpoint slice lists no shard %s any more: read the endpoint slice %s again", token, f.opts.Export)
 }
 
 // revoke ends everything the servicelet of runtime has in flight and forgets its

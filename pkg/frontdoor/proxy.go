@@ -30,6 +30,8 @@ type forwardedKey struct{}
 type forwarded struct {
 	id  identity
 	dec decision
+	// upstream is the shard the request goes to; nil: kcp's own URL.
+	upstream *url.URL
 }
 
 // newProxy forwards to kcp with the front door's own credential, streaming watches.
@@ -39,7 +41,13 @@ func (f *FrontDoor) newProxy(kcp *url.URL) (*httputil.ReverseProxy, error) {
 		return nil, fmt.Errorf("frontdoor: cannot use the kubeconfig's credential: %w", err)
 	}
 	return &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { pr.SetURL(kcp) },
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			if fw, _ := pr.In.Context().Value(forwardedKey{}).(*forwarded); fw != nil && fw.upstream != nil {
+				pr.SetURL(fw.upstream)
+				return
+			}
+			pr.SetURL(kcp)
+		},
 		Transport:      transport,
 		FlushInterval:  -1,
 		ModifyResponse: f.modifyResponse,
@@ -81,7 +89,7 @@ func (f *FrontDoor) healthz(w http.ResponseWriter, synced bool) {
 	switch {
 	case st == nil:
 		http.Error(w, "waiting for the provider's APIExport", http.StatusServiceUnavailable)
-	case synced && !st.view.synced():
+	case synced && !st.routes.synced():
 		http.Error(w, "the caches are not synced yet", http.StatusServiceUnavailable)
 	default:
 		_, _ = w.Write([]byte("ok"))
@@ -111,12 +119,27 @@ func (f *FrontDoor) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("msp front door: %v", err))
 		return
 	}
+	// A path under /shards/<token> goes to that shard and is decided with its caches.
+	rt, ok := st.routes.get("")
+	if token, rest, sharded := cutShard(r.URL.Path); sharded {
+		if rt, err = f.route(r.Context(), st, token); err != nil {
+			writeStatus(w, http.StatusNotFound, "msp front door: "+err.Error())
+			return
+		}
+		r.URL.Path, r.URL.RawPath = rest, ""
+		ok = true
+	}
 	req, err := parseRequest(r, body)
 	var dec decision
-	if err != nil {
+	switch {
+	case err != nil:
 		dec = refuse(id.runtime, "send "+r.Method+" "+r.URL.Path, err.Error())
-	} else {
-		dec = st.policy.decide(r.Context(), id, req, st.view)
+	case !ok:
+		// kcp's own URL is no endpoint of the slice (a sharded kcp): only the provider
+		// workspace is reached there, never a virtual workspace.
+		dec = st.policy.decide(r.Context(), id, req, noObjects{accounts: st.routes.accounts})
+	default:
+		dec = st.policy.decide(r.Context(), id, req, rt.view)
 	}
 	log := f.log.WithValues("runtime", id.runtime, "method", r.Method, "path", r.URL.Path)
 	if !dec.allowed() {
@@ -131,7 +154,11 @@ func (f *FrontDoor) serveAPI(w http.ResponseWriter, r *http.Request) {
 	log.V(2).Info("forwarding")
 	ctx, done := f.inflight.track(r.Context(), id.runtime)
 	defer done()
-	ctx = context.WithValue(ctx, forwardedKey{}, &forwarded{id: id, dec: dec})
+	fw := &forwarded{id: id, dec: dec}
+	if rt != nil && rt.base.Host != f.kcpHost {
+		fw.upstream = rt.base // a shard's own URL
+	}
+	ctx = context.WithValue(ctx, forwardedKey{}, fw)
 	f.proxy.ServeHTTP(w, outgoing(r.WithContext(ctx), body, dec))
 }
 
@@ -147,7 +174,7 @@ func (f *FrontDoor) authenticate(ctx context.Context, st *state, r *http.Request
 	if err != nil {
 		return identity{}, err
 	}
-	uid, exists, known := st.view.serviceAccountUID(id.runtime)
+	uid, exists, known := st.routes.accounts.serviceAccountUID(id.runtime)
 	if known && (!exists || uid != id.uid) {
 		return identity{}, unauthorized("the ServiceAccount %s/%s of this token was deleted or replaced: the servicelet of runtime %s is revoked; ask the platform for a new token",
 			ServiceletNamespace, ServiceAccountName(id.runtime), id.runtime)
@@ -231,7 +258,7 @@ func (f *FrontDoor) modifyResponse(resp *http.Response) error {
 	}
 	switch {
 	case fw.dec.rewriteSlice:
-		rewritten, err := rewriteEndpointSlice(body, f.public)
+		rewritten, err := rewriteEndpointSlice(body, f.public, f.shardToken)
 		if err != nil {
 			replaceResponse(resp, http.StatusBadGateway, statusBody(http.StatusBadGateway,
 				"msp front door: cannot point the endpoint slice at the front door ("+err.Error()+")", nil))

@@ -2,10 +2,12 @@ package frontdoor
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -97,7 +99,9 @@ func newTestFrontDoor(t *testing.T) (*FrontDoor, *fakeKCP, *fakeView, *httptest.
 	rev := &fakeReviewer{tokens: map[string]authenticationv1.TokenReviewStatus{
 		"good": review("system:serviceaccount:default:servicelet-rt-a", testCluster, DefaultAudience),
 	}}
-	f.state.Store(&state{policy: testPolicy(), view: view, authn: newAuthenticator(rev, DefaultAudience, testCluster)})
+	kcpURL, _ := url.Parse(upstream.URL)
+	rs := &routes{kcp: kcpURL, accounts: view, routes: map[string]*route{"": {base: kcpURL, view: view}}, listed: map[string]bool{"": true}}
+	f.state.Store(&state{policy: testPolicy(), routes: rs, authn: newAuthenticator(rev, DefaultAudience, testCluster)})
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, kcp, view, srv
@@ -260,5 +264,37 @@ func TestRevocationCutsWatches(t *testing.T) {
 	}
 	if n := f.inflight.count("rt-a"); n != 0 {
 		t.Errorf("%d requests of rt-a still in flight", n)
+	}
+}
+
+// A sharded kcp: /shards/<token>/... goes to that shard's own URL with the prefix cut,
+// decided with that shard's caches; an unknown token is refused with how to recover.
+func TestProxyRoutesShards(t *testing.T) {
+	f, kcp, fake, srv := newTestFrontDoor(t)
+	shard := &fakeKCP{watchStarted: make(chan struct{}), watchEnded: make(chan struct{})}
+	shardSrv := httptest.NewServer(shard)
+	t.Cleanup(shardSrv.Close)
+	shardURL, _ := url.Parse(shardSrv.URL)
+	st := f.state.Load()
+	st.routes.start = func(context.Context, string) (view, error) { return fake, nil }
+	token, err := st.routes.ensure(shardURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := vw + "/clusters/*/api/v1/secrets?labelSelector=platform.msp.dev/runtime%3Drt-a"
+	resp, body := do(t, srv, "GET", shardPrefix+token+path, "good", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if n := len(kcp.requests()); n != 0 {
+		t.Errorf("kcp's own URL got %d requests, want none", n)
+	}
+	got := shard.requests()
+	if len(got) != 1 || got[0].path != vw+"/clusters/*/api/v1/secrets" {
+		t.Fatalf("the shard got %+v, want the list of secrets without the /shards prefix", got)
+	}
+	resp, body = do(t, srv, "GET", shardPrefix+"000000000000"+path, "good", "", nil)
+	if st := readStatus(t, body); resp.StatusCode != http.StatusNotFound || !strings.Contains(st.Message, "read the endpoint slice") {
+		t.Errorf("unknown shard: %d %s", resp.StatusCode, body)
 	}
 }
