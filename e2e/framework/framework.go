@@ -30,6 +30,23 @@ type Env struct {
 	Bootstrap bootstrap.Result
 	// ProvidersLog is the log of msp-providers, the provider controller.
 	ProvidersLog string
+	// Options are what the test binary's kcp was started with.
+	Options Options
+}
+
+// Options shape a test binary's kcp.
+type Options struct {
+	// Shards > 1 starts a sharded kcp behind the front proxy (see launcher.Options).
+	Shards int
+	// ShardLabels label the kcp Shard objects, by shard name (root, shard-1, ...).
+	ShardLabels map[string]map[string]string
+	// Unschedulable shards get no new workspace until a test allows it
+	// (SetShardSchedulable): the platform's and the providers' workspaces land elsewhere.
+	Unschedulable []string
+}
+
+func (o Options) launcher(bin, dataDir string) launcher.Options {
+	return launcher.Options{Binary: filepath.Join(bin, "kcp"), DataDir: dataDir, Users: TenantUsers, Shards: o.Shards, ShardLabels: o.ShardLabels}
 }
 
 var env *Env
@@ -47,10 +64,15 @@ func Current(t testing.TB) *Env {
 //
 //	func TestMain(m *testing.M) { framework.Main(m) }
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(run(m, Options{}))
 }
 
-func run(m *testing.M) int {
+// MainWith is Main with a kcp shaped by opts (several shards, say).
+func MainWith(m *testing.M, opts Options) {
+	os.Exit(run(m, opts))
+}
+
+func run(m *testing.M, opts Options) int {
 	bin, err := BinDir()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -70,7 +92,7 @@ func run(m *testing.M) int {
 
 	ctx := context.Background()
 	start := time.Now()
-	server, err := launcher.Start(ctx, launcher.Options{Binary: filepath.Join(bin, "kcp"), DataDir: filepath.Join(dir, "kcp"), Users: TenantUsers})
+	server, err := launcher.Start(ctx, opts.launcher(bin, filepath.Join(dir, "kcp")))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -82,6 +104,13 @@ func run(m *testing.M) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
+	}
+	env = &Env{Server: server, Config: cfg, Bin: bin, Options: opts}
+	for _, shard := range opts.Unschedulable {
+		if err := env.markUnschedulable(ctx, shard); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
 	}
 	res, err := bootstrap.Run(ctx, bootstrap.Options{Config: cfg})
 	if err != nil {
@@ -102,7 +131,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("e2e: kcp at %s ready and bootstrapped in %s (data: %s)\n", server.URL(), time.Since(start).Round(time.Second), dir)
-	env = &Env{Server: server, Config: cfg, Bin: bin, Bootstrap: res, ProvidersLog: filepath.Join(dir, "msp-providers.log")}
+	env = &Env{Server: server, Config: cfg, Bin: bin, Bootstrap: res, ProvidersLog: filepath.Join(dir, "msp-providers.log"), Options: opts}
 	defer func() { env.Server.Stop() }()
 	return m.Run()
 }
@@ -123,7 +152,7 @@ func (e *Env) RestartKCP(t testing.TB, downtime time.Duration) {
 		t.Fatalf("failed to stop kcp: %v", err)
 	}
 	time.Sleep(downtime)
-	server, err := launcher.Start(context.Background(), launcher.Options{Binary: filepath.Join(e.Bin, "kcp"), DataDir: e.Server.DataDir(), Users: TenantUsers})
+	server, err := launcher.Start(context.Background(), e.Options.launcher(e.Bin, e.Server.DataDir()))
 	if err != nil {
 		t.Fatalf("failed to start kcp again: %v", err)
 	}
