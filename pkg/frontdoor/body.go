@@ -136,10 +136,10 @@ func deleteWithUID(req *apiRequest, uid string) ([]byte, error) {
 
 // rewriteEndpointSlice points every endpoint URL of an APIExportEndpointSlice (JSON) at
 // public, keeping the path: the servicelets' virtual workspace traffic then comes to the
-// front door too. When the endpoints are on several hosts (the shards of a sharded
-// kcp), each gets the prefix /shards/<token> that token returns for its base URL (see
-// shardPrefix). Endpoints that become equal are listed once.
-func rewriteEndpointSlice(body []byte, public *url.URL, token func(base *url.URL) (string, error)) ([]byte, error) {
+// front door too. tokens names each endpoint's host: a host with a token (a shard of a
+// sharded kcp) gets the prefix /shards/<token> (see shardPrefix). Endpoints that become
+// equal are listed once.
+func rewriteEndpointSlice(body []byte, public *url.URL, tokens func(endpoints []*url.URL) (map[string]string, error)) ([]byte, error) {
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
 		return nil, errors.New("the endpoint slice is not a JSON object")
@@ -152,18 +152,12 @@ func rewriteEndpointSlice(body []byte, public *url.URL, token func(base *url.URL
 	if !found {
 		return body, nil
 	}
-	hosts := map[string]bool{}
-	for _, e := range endpoints {
-		if ep, ok := e.(map[string]any); ok {
-			if raw, _ := ep["url"].(string); raw != "" {
-				if u, err := url.Parse(raw); err == nil && strings.HasPrefix(u.Path, virtualWorkspacePrefix) {
-					hosts[u.Host] = true
-				}
-			}
-		}
+	type endpoint struct {
+		fields map[string]any
+		url    *url.URL
 	}
-	out := []any{}
-	seen := map[string]bool{}
+	var vws []endpoint
+	var urls []*url.URL
 	for _, e := range endpoints {
 		ep, ok := e.(map[string]any)
 		if !ok {
@@ -174,11 +168,18 @@ func rewriteEndpointSlice(body []byte, public *url.URL, token func(base *url.URL
 		if err != nil || !strings.HasPrefix(u.Path, virtualWorkspacePrefix) {
 			continue // not a virtual workspace the front door serves: leave it out
 		}
-		if len(hosts) > 1 {
-			t, err := token(u)
-			if err != nil {
-				return nil, err
-			}
+		vws = append(vws, endpoint{fields: ep, url: u})
+		urls = append(urls, u)
+	}
+	byHost, err := tokens(urls)
+	if err != nil {
+		return nil, err
+	}
+	out := []any{}
+	seen := map[string]bool{}
+	for _, e := range vws {
+		u := *e.url
+		if t := byHost[u.Host]; t != "" {
 			u.Path = shardPrefix + t + u.Path
 		}
 		u.Scheme, u.Host, u.User = public.Scheme, public.Host, nil
@@ -186,8 +187,8 @@ func rewriteEndpointSlice(body []byte, public *url.URL, token func(base *url.URL
 			continue
 		}
 		seen[u.String()] = true
-		ep["url"] = u.String()
-		out = append(out, ep)
+		e.fields["url"] = u.String()
+		out = append(out, e.fields)
 	}
 	if err := unstructured.SetNestedSlice(obj.Object, out, "status", "endpoints"); err != nil {
 		return nil, err

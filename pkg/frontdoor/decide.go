@@ -173,7 +173,7 @@ const (
 )
 
 func (p *policy) workspaceInstead(runtime string) string {
-	return fmt.Sprintf("in the provider workspace it may read discovery, the APIExport %s, its endpoint slice and APIResourceSchemas, "+
+	return fmt.Sprintf("in the provider workspace it may read discovery, the APIExport %s, its endpoint slices (%[1]s and %[1]s-<region>) and APIResourceSchemas, "+
 		"read and create its own ServiceRuntime %s and write its status, and request tokens for its ServiceAccount %s/%s",
 		p.export, runtime, ServiceletNamespace, ServiceAccountName(runtime))
 }
@@ -197,7 +197,9 @@ func (p *policy) decideWorkspace(id identity, req *apiRequest) decision {
 		return allow
 	case info.APIGroup == groupKCPAPIs && info.Resource == "apiresourceschemas" && get:
 		return allow
-	case info.APIGroup == groupKCPAPIs && info.Resource == "apiexportendpointslices" && get && info.Name == p.export:
+	case info.APIGroup == groupKCPAPIs && info.Resource == "apiexportendpointslices" && get && (info.Name == p.export || strings.HasPrefix(info.Name, p.export+"-")):
+		// The export's slice, or one of its partitioned slices (<export>-<region>: the
+		// endpoints of one region's shards, for a servicelet that stays in its region).
 		return decision{jsonAccept: true, rewriteSlice: true}
 	case info.APIGroup == groupPlatform && info.Resource == "serviceruntimes":
 		return p.serviceRuntime(id, req)

@@ -455,8 +455,12 @@ func TestRewriteEndpointSlice(t *testing.T) {
 	{"url":"https://shard-2.kcp:6443/services/apiexport/provcl/postgres.msp.dev"},{"url":"https://evil/elsewhere"}]}}`
 	public, _ := url.Parse("https://127.0.0.1:7443")
 	// Endpoints on two hosts (two shards): each gets /shards/<token>.
-	token := func(base *url.URL) (string, error) {
-		return shardToken(base.Scheme + "://" + base.Host), nil
+	token := func(endpoints []*url.URL) (map[string]string, error) {
+		out := map[string]string{}
+		for _, u := range endpoints {
+			out[u.Host] = shardToken(u.Scheme + "://" + u.Host)
+		}
+		return out, nil
 	}
 	out, err := rewriteEndpointSlice([]byte(in), public, token)
 	if err != nil {

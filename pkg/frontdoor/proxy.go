@@ -258,7 +258,7 @@ func (f *FrontDoor) modifyResponse(resp *http.Response) error {
 	}
 	switch {
 	case fw.dec.rewriteSlice:
-		rewritten, err := rewriteEndpointSlice(body, f.public, f.shardToken)
+		rewritten, err := rewriteEndpointSlice(body, f.public, f.shardTokens)
 		if err != nil {
 			replaceResponse(resp, http.StatusBadGateway, statusBody(http.StatusBadGateway,
 				"msp front door: cannot point the endpoint slice at the front door ("+err.Error()+")", nil))

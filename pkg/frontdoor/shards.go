@@ -83,6 +83,42 @@ type routes struct {
 	// listed are the tokens of the endpoints the slice listed last; only their caches
 	// must be synced for the front door to be ready.
 	listed map[string]bool
+	// hosts are the virtual-workspace hosts any endpoint slice named: more than one is a
+	// sharded kcp, from when on every endpoint gets a token of its own.
+	hosts map[string]bool
+}
+
+// observe records endpoints' hosts and tells whether kcp is sharded (more than one
+// host seen).
+func (r *routes) observe(endpoints []*url.URL) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hosts == nil {
+		r.hosts = map[string]bool{}
+	}
+	for _, u := range endpoints {
+		r.hosts[u.Host] = true
+	}
+	return len(r.hosts) > 1
+}
+
+// tokens returns the token of each endpoint's host: "" (kcp's own URL) unless kcp is
+// sharded, in which case each shard's route is started.
+func (r *routes) tokens(endpoints []*url.URL) (map[string]string, error) {
+	out := map[string]string{}
+	sharded := r.observe(endpoints)
+	for _, u := range endpoints {
+		if !sharded {
+			out[u.Host] = ""
+			continue
+		}
+		token, err := r.ensure(u)
+		if err != nil {
+			return nil, err
+		}
+		out[u.Host] = token
+	}
+	return out, nil
 }
 
 // ensure returns the token of a shard's endpoint (its base URL), starting its caches the
@@ -106,15 +142,6 @@ func (r *routes) add(token string, base *url.URL) (string, error) {
 	return token, nil
 }
 
-// distinctHosts counts the hosts of the endpoints.
-func distinctHosts(endpoints []*url.URL) int {
-	hosts := map[string]bool{}
-	for _, u := range endpoints {
-		hosts[u.Host] = true
-	}
-	return len(hosts)
-}
-
 // get returns the route of a token.
 func (r *routes) get(token string) (*route, bool) {
 	r.mu.Lock()
@@ -123,26 +150,23 @@ func (r *routes) get(token string) (*route, bool) {
 	return rt, ok
 }
 
-// follow makes the routes those of the endpoints (URLs) an endpoint slice lists: one
-// per shard when they are on several hosts, else kcp's own URL (one shard, however the
+// follow makes the routes those of the endpoints (URLs) the export's endpoint slice
+// lists: one per shard when kcp is sharded, else kcp's own URL (one shard, however the
 // slice names its host).
 func (r *routes) follow(endpoints []*url.URL) error {
+	tokens, err := r.tokens(endpoints)
+	if err != nil {
+		return err
+	}
 	listed := map[string]bool{}
-	if distinctHosts(endpoints) <= 1 {
+	for _, token := range tokens {
+		listed[token] = true
+	}
+	if len(listed) == 0 || listed[""] {
 		if _, err := r.add("", r.kcp); err != nil {
 			return err
 		}
-		listed[""] = true
-	}
-	for _, u := range endpoints {
-		if len(listed) > 0 && listed[""] {
-			break
-		}
-		token, err := r.ensure(u)
-		if err != nil {
-			return err
-		}
-		listed[token] = true
+		listed = map[string]bool{"": true}
 	}
 	r.mu.Lock()
 	r.listed = listed
@@ -207,12 +231,12 @@ func (n noObjects) serviceAccountUID(runtime string) (string, bool, bool) {
 
 func (n noObjects) synced() bool { return n.accounts.synced() }
 
-// shardToken is the token of an endpoint of the slice the front door rewrites, its
-// route started: "" for kcp's own URL.
-func (f *FrontDoor) shardToken(base *url.URL) (string, error) {
+// shardTokens are the tokens of the endpoints of a slice the front door rewrites (see
+// routes.tokens).
+func (f *FrontDoor) shardTokens(endpoints []*url.URL) (map[string]string, error) {
 	st := f.state.Load()
 	if st == nil {
-		return "", errors.New("the front door is starting")
+		return nil, errors.New("the front door is starting")
 	}
-	return st.routes.ensure(base)
+	return st.routes.tokens(endpoints)
 }
