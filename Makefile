@@ -118,9 +118,14 @@ build: ## Build msp's binaries and its own providers' into _bin.
 postgres: ## Install Debian's PostgreSQL server when it is missing (the local runtimes run it; about 30s).
 	@hack/install-postgres.sh
 
+# kcp shards of `make run`: SHARDS=2 runs a root shard, shard-1, kcp's cache server and its
+# front proxy. A home started with one shard stays so, a sharded one may grow but not
+# shrink: use another MSP_HOME for a different topology.
+SHARDS ?= 1
+
 .PHONY: run
-run: tools build postgres ## Start the embedded default: kcp, the workspace tree, the platform. Ctrl-C stops it.
-	$(BIN)/msp-local --home $(MSP_HOME)
+run: tools build postgres ## Start the embedded default: kcp, the workspace tree, the platform. Ctrl-C stops it. SHARDS=2: a sharded kcp.
+	$(BIN)/msp-local --home $(MSP_HOME) --shards $(SHARDS)
 
 ##@ Test
 

@@ -51,10 +51,20 @@ func main() {
 func run(ctx context.Context, log logr.Logger, opts *options) error {
 	start := time.Now()
 	kcpDir := filepath.Join(opts.Home, "kcp")
-	fmt.Printf("Starting kcp (data: %s, log: %s) ...\n", kcpDir, filepath.Join(kcpDir, launcher.LogFile))
-	server, err := launcher.Start(ctx, launcher.Options{Binary: opts.KCPBinary, DataDir: kcpDir, SecurePort: opts.Port, Users: []string{tenantUser, globexUser}})
+	if opts.Shards > 1 {
+		fmt.Printf("Starting kcp with %d shards, its cache server and front proxy (data: %s) ...\n", opts.Shards, kcpDir)
+	} else {
+		fmt.Printf("Starting kcp (data: %s, log: %s) ...\n", kcpDir, filepath.Join(kcpDir, launcher.LogFile))
+	}
+	server, err := launcher.Start(ctx, launcher.Options{Binary: opts.KCPBinary, DataDir: kcpDir, SecurePort: opts.Port, Users: []string{tenantUser, globexUser}, Shards: opts.Shards})
 	if err != nil {
 		return err
+	}
+	if opts.Shards > 1 {
+		for _, sh := range server.Shards() {
+			fmt.Printf("  shard %s at %s (log: %s)\n", sh.Name, sh.URL, sh.LogFile)
+		}
+		fmt.Printf("  logs of the cache server and front proxy: %s\n", strings.Join(server.LogFiles()[len(server.Shards()):], ", "))
 	}
 	defer func() {
 		fmt.Println("Stopping kcp ...")
@@ -62,6 +72,9 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		fmt.Println("Stopped. Run again to resume on the same data.")
 	}()
 	fmt.Printf("kcp serves %s (ready after %s)\n", server.URL(), time.Since(start).Round(100*time.Millisecond))
+	if opts.Shards > 1 {
+		fmt.Println("  (the front proxy: every kubeconfig msp-local writes addresses it)")
+	}
 
 	cfg, err := server.RESTConfig()
 	if err != nil {
@@ -137,7 +150,7 @@ func run(ctx context.Context, log logr.Logger, opts *options) error {
 		fmt.Println()
 		return nil
 	case <-server.Done():
-		return fmt.Errorf("kcp exited unexpectedly; see %s", filepath.Join(kcpDir, launcher.LogFile))
+		return fmt.Errorf("kcp exited unexpectedly; see %s", strings.Join(server.LogFiles(), ", "))
 	case name := <-exited(procs):
 		return fmt.Errorf("%s exited unexpectedly; see its log in %s", name, filepath.Join(opts.Home, "logs"))
 	}

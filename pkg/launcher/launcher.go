@@ -150,8 +150,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Shards > 1 {
 		return startSharded(ctx, opts, bin)
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, shardsFile)); err == nil {
-		return nil, fmt.Errorf("launcher: %s holds a sharded kcp (see %s): start it with Options.Shards", dataDir, shardsFile)
+	if raw, err := os.ReadFile(filepath.Join(dataDir, shardsFile)); err == nil {
+		var t topology
+		_ = json.Unmarshal(raw, &t)
+		return nil, fmt.Errorf("launcher: %s holds a kcp with %d shards: start it with %d shards, or use another data folder", dataDir, len(t.Shards), len(t.Shards))
 	}
 	p, err := choosePorts(opts)
 	if err != nil {

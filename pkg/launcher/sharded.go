@@ -303,7 +303,7 @@ func isExecutable(file string) bool {
 func chooseTopology(opts Options) (topology, error) {
 	var t topology
 	if _, err := os.Stat(filepath.Join(opts.DataDir, portsFile)); err == nil {
-		return t, fmt.Errorf("launcher: %s holds a kcp with a single shard: start it with Shards 1 (or use a new data folder)", opts.DataDir)
+		return t, fmt.Errorf("launcher: %s holds a kcp with a single shard: start it with one shard, or use another data folder", opts.DataDir)
 	}
 	file := filepath.Join(opts.DataDir, shardsFile)
 	recorded := false
@@ -312,7 +312,7 @@ func chooseTopology(opts Options) (topology, error) {
 			return t, fmt.Errorf("launcher: %s is corrupt: %w", file, err)
 		}
 		if len(t.Shards) > opts.Shards {
-			return t, fmt.Errorf("launcher: %s holds a kcp with %d shards: start it with Shards %d (shards cannot be removed)", opts.DataDir, len(t.Shards), len(t.Shards))
+			return t, fmt.Errorf("launcher: %s holds a kcp with %d shards: start it with %d shards (shards cannot be removed), or use another data folder", opts.DataDir, len(t.Shards), len(t.Shards))
 		}
 		recorded = true
 	}

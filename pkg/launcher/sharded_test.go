@@ -60,7 +60,7 @@ func TestChooseTopologyRecordsGrowsAndRefuses(t *testing.T) {
 		t.Errorf("grown to %+v from %+v", grown, first)
 	}
 	opts.Shards = 2
-	if _, err := chooseTopology(opts); err == nil || !strings.Contains(err.Error(), "Shards 3") {
+	if _, err := chooseTopology(opts); err == nil || !strings.Contains(err.Error(), "with 3 shards") {
 		t.Errorf("err = %v, want one saying the folder has 3 shards", err)
 	}
 
@@ -71,6 +71,21 @@ func TestChooseTopologyRecordsGrowsAndRefuses(t *testing.T) {
 	single.Shards = 2
 	if _, err := chooseTopology(single); err == nil || !strings.Contains(err.Error(), "single shard") {
 		t.Errorf("err = %v, want one refusing to shard a single-shard folder", err)
+	}
+}
+
+func TestStartSingleOnShardedFolderSaysHowMany(t *testing.T) {
+	opts := Options{DataDir: t.TempDir(), BindAddress: "127.0.0.1", Shards: 3}
+	if _, err := chooseTopology(opts); err != nil {
+		t.Fatal(err)
+	}
+	kcp := filepath.Join(t.TempDir(), "kcp")
+	if err := os.WriteFile(kcp, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(t.Context(), Options{DataDir: opts.DataDir, Binary: kcp})
+	if err == nil || !strings.Contains(err.Error(), "with 3 shards") {
+		t.Errorf("err = %v, want one saying the folder has 3 shards", err)
 	}
 }
 
