@@ -153,6 +153,7 @@ func run(ctx context.Context, p Provider, opts *options, servicelet string, logg
 		PprofAddr:              opts.PprofAddr,
 		LeaderElection:         opts.LeaderElect,
 		ShardWorkspaces:        opts.ShardWorkspaces,
+		ShardLocality:          opts.ShardLocality,
 		ReplicaID:              opts.ReplicaID,
 		PeerLeaseDuration:      opts.PeerLease,
 		Log:                    logger,

@@ -163,7 +163,10 @@ func ProviderRBAC(workspace, export string, ordersFrom []string) []*unstructured
 		coordinator = append(coordinator, rule(ordersFrom, []string{"*"}, nil, "*"))
 	}
 	frontDoor := []any{access, content,
-		rule([]string{"apis.kcp.io"}, []string{"apiexports", "apiexportendpointslices"}, []string{export}, "get"),
+		rule([]string{"apis.kcp.io"}, []string{"apiexports"}, []string{export}, "get"),
+		// The export's slice and its partitioned ones (<export>-<region>), whose names the
+		// front door checks; a slice holds only virtual-workspace URLs.
+		rule([]string{"apis.kcp.io"}, []string{"apiexportendpointslices"}, nil, "get"),
 		rule([]string{"apis.kcp.io"}, []string{"apiresourceschemas"}, nil, "get"),
 		rule([]string{"platform.msp.dev"}, []string{"serviceruntimes"}, nil, "get", "list", "watch", "create"),
 		rule([]string{"platform.msp.dev"}, []string{"serviceruntimes/status"}, nil, "get", "update", "patch"),

@@ -72,6 +72,10 @@ type Options struct {
 	// LeaderElection runs only one active coordinator among replicas, through a Lease
 	// in the provider workspace.
 	LeaderElection bool
+	// ShardLocality keeps the capabilities of a workspace on a kcp shard with a region
+	// to runtimes of that region (see shardRegions); tenants whose placement rules that
+	// region out are told so.
+	ShardLocality bool
 	// ShardWorkspaces runs every replica active: they split the tenant workspaces
 	// between them (see workspaceShards), reserve room on a runtime's twin before they
 	// place a capability on it (scheduler.Reservations), and elect one of them to run
@@ -241,6 +245,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	schedOpts := scheduler.Options{Kinds: kinds, Fleet: caches, Framework: fw, Runtimes: runtimes, Classes: classes, MaxConcurrentReconciles: opts.SchedulerWorkers, NormalEvents: opts.NormalEvents,
 		Permits: scheduler.SARPermits(mgr.GetLocalManager().GetClient())}
+	if opts.ShardLocality {
+		schedOpts.ShardRegion = (&shardRegions{slices: mgr.GetLocalManager().GetClient(), hosts: caches}).of
+	}
 	if shards != nil {
 		schedOpts.Owns, schedOpts.Bound = shards.Owns, shards.Bound
 		schedOpts.Reservations = &scheduler.Reservations{Client: mgr.GetLocalManager().GetClient(), Reader: mgr.GetLocalManager().GetAPIReader(), Self: opts.ReplicaID}

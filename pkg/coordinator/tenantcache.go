@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -62,10 +63,13 @@ type tenantCaches struct {
 	mu       sync.Mutex
 	byHost   map[string]mcpcache.WildcardCache
 	handlers []*fleetHandler
+	// endpoint is the virtual-workspace host (a kcp shard's) each workspace was
+	// engaged through, by logical cluster.
+	endpoint map[string]string
 }
 
 func newTenantCaches(ctx context.Context, scheme *runtime.Scheme, log logr.Logger) *tenantCaches {
-	return &tenantCaches{ctx: ctx, scheme: scheme, log: log, byHost: map[string]mcpcache.WildcardCache{}}
+	return &tenantCaches{ctx: ctx, scheme: scheme, log: log, byHost: map[string]mcpcache.WildcardCache{}, endpoint: map[string]string{}}
 }
 
 // fleetHandler is one handler of the Fleet, with its registration on each endpoint.
@@ -122,9 +126,17 @@ func (t *tenantCaches) AddEventHandler(ctx context.Context, gvk schema.GroupVers
 	return f, nil
 }
 
-// endpoint returns the cache of the endpoint cfg addresses, building it with the
+// hostOf returns the virtual-workspace host (a kcp shard's) a workspace was engaged
+// through; "" when it is not known.
+func (t *tenantCaches) hostOf(cluster string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.endpoint[cluster]
+}
+
+// cacheOf returns the cache of the endpoint cfg addresses, building it with the
 // Fleet's handlers and starting it the first time.
-func (t *tenantCaches) endpoint(cfg *rest.Config) (mcpcache.WildcardCache, error) {
+func (t *tenantCaches) cacheOf(cfg *rest.Config) (mcpcache.WildcardCache, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if c, ok := t.byHost[cfg.Host]; ok {
@@ -151,9 +163,14 @@ func (t *tenantCaches) endpoint(cfg *rest.Config) (mcpcache.WildcardCache, error
 // newCluster is the provider's NewCluster: the workspace's scoped cluster on this
 // endpoint's pruned cache.
 func (t *tenantCaches) newCluster(cfg *rest.Config, name logicalcluster.Name, _ mcpcache.WildcardCache, scheme *runtime.Scheme, rec mcrecorder.EventRecorderGetter) (*mcpcache.ScopedCluster, error) {
-	c, err := t.endpoint(cfg)
+	c, err := t.cacheOf(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if u, err := url.Parse(cfg.Host); err == nil {
+		t.mu.Lock()
+		t.endpoint[name.String()] = u.Host
+		t.mu.Unlock()
 	}
 	return mcpcache.NewScopedCluster(cfg, name, c, scheme, rec)
 }

@@ -92,6 +92,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (re
 		Requests:  RequestsOf(u, r.kind),
 		Named:     NamedOf(u),
 	}
+	if s.opts.ShardRegion != nil {
+		c.ShardRegion = s.opts.ShardRegion(req.ClusterName)
+	}
 	w := &writer{store: store, obj: u, doc: &doc, now: s.opts.Now}
 
 	if doc.Spec.RuntimeName != "" {

@@ -83,6 +83,10 @@ type Options struct {
 	// bound (another replica took it over), so that its capabilities keep counting.
 	// Nil: a disengaged workspace is gone.
 	Bound func(multicluster.ClusterName) bool
+	// ShardRegion, when set, returns the region of the kcp shard a workspace is on, to
+	// which its capabilities are kept (see framework.Capability.ShardRegion); "" for
+	// none.
+	ShardRegion func(multicluster.ClusterName) string
 	// Permits answers whether the tenant workspace cluster may name runtime in
 	// spec.runtimeName (see identity.TenantSubject). Nil permits every runtime.
 	Permits func(ctx context.Context, cluster, runtime string) (bool, error)

@@ -100,6 +100,11 @@ const (
 	// LabelCoordinatorPeers marks the Lease of each active replica of a coordinator that
 	// shares the tenant workspaces (--shard-workspaces); its value is the export.
 	LabelCoordinatorPeers = "platform.msp.dev/coordinator-peers"
+	// LabelShardRegion on an APIExportEndpointSlice in the provider workspace names the
+	// region of the kcp shards its partition selects (a slice <export>-<region>): a
+	// coordinator with --shard-locality keeps the capabilities of a workspace on such a
+	// shard to runtimes of that region, and that region's servicelets follow the slice.
+	LabelShardRegion = "platform.msp.dev/region"
 	// AnnotationCapability on a connection Secret names the capability it belongs to
 	// (an annotation: names may be longer than a label value may be).
 	AnnotationCapability = "platform.msp.dev/capability"

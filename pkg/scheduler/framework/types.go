@@ -29,6 +29,10 @@ type Capability struct {
 	// quantity, "capabilities" aside), sorted: a runtime must list each of them in its
 	// capacity to fit (see NamedResources). The kind's own requests are not among them.
 	Named []corev1.ResourceName
+	// ShardRegion is the region of the kcp shard the capability's workspace is on, when
+	// the provider keeps capabilities in their shard's region (the coordinator's
+	// --shard-locality): only runtimes of that region fit. Empty: any region.
+	ShardRegion string
 }
 
 // Key identifies the capability across workspaces.

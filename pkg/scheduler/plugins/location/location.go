@@ -24,6 +24,12 @@ const (
 	ReasonCloudNotAllowed = "cloud not allowed"
 )
 
+// ShardRegionReason is why a runtime outside the region of the capability's kcp shard
+// does not fit, when the provider keeps capabilities in their shard's region.
+func ShardRegionReason(region string) string {
+	return "outside region " + region + " of the workspace's kcp shard"
+}
+
 // Plugin is the location filter.
 type Plugin struct{}
 
@@ -35,12 +41,15 @@ func New() *Plugin { return &Plugin{} }
 // Name returns Name.
 func (*Plugin) Name() string { return Name }
 
-// Filter lets c onto r only if every placement list that is set names r's value. A
+// Filter lets c onto r only if r is in the region of c's kcp shard (when the provider
+// keeps capabilities there) and every placement list that is set names r's value. A
 // runtime that leaves a value empty matches no list for it: an unknown country is no
 // place for data that must stay in one.
 func (*Plugin) Filter(_ context.Context, _ *framework.CycleState, c *framework.Capability, r *framework.RuntimeInfo) *framework.Status {
 	p, loc := &c.Spec.Placement, &r.Runtime.Spec.Location
 	switch {
+	case c.ShardRegion != "" && loc.Region != c.ShardRegion:
+		return framework.NewUnschedulable(ShardRegionReason(c.ShardRegion))
 	case !allows(p.Regions, loc.Region):
 		return framework.NewUnschedulable(ReasonRegionNotAllowed)
 	case !allows(p.Countries, loc.Country):

@@ -17,8 +17,15 @@ func TestFilter(t *testing.T) {
 		name      string
 		location  platformv1alpha1.Location
 		placement platformv1alpha1.Placement
+		shard     string
 		want      *framework.Status
 	}{
+		{name: "in the region of the workspace's shard", location: full, shard: "eu-de"},
+		{name: "outside the region of the workspace's shard", location: full, shard: "eu-fr", want: framework.NewUnschedulable("outside region eu-fr of the workspace's kcp shard")},
+		{
+			name: "the shard's region is reported before the placement", location: full, shard: "eu-fr",
+			placement: platformv1alpha1.Placement{Regions: []string{"eu-fr"}}, want: framework.NewUnschedulable("outside region eu-fr of the workspace's kcp shard"),
+		},
 		{name: "no constraints", location: full},
 		{name: "no constraints, bare location", location: platformv1alpha1.Location{Region: "eu-de"}},
 		{
@@ -59,6 +66,7 @@ func TestFilter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tu.Info(tu.Runtime("rt", tu.WithLocation(tt.location)))
 			c := tu.Capability(tu.WithPlacement(tt.placement))
+			c.ShardRegion = tt.shard
 			got := New().Filter(context.Background(), framework.NewCycleState(), c, r)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Filter() (-want +got):\n%s", diff)
