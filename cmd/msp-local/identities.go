@@ -91,7 +91,9 @@ func startProvider(ctx context.Context, server *launcher.Server, cfg *rest.Confi
 	if err != nil {
 		return nil, err
 	}
-	port, err := ports.Free("127.0.0.1")
+	// The same port on every start of this home: the provider's webhook and its
+	// servicelets' kubeconfigs name it.
+	port, err := ports.Kept("127.0.0.1", filepath.Join(home, "identities", lp.name, "frontdoor.port"))
 	if err != nil {
 		return nil, err
 	}
