@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,6 +156,21 @@ func (e *Env) RestartKCP(t testing.TB, downtime time.Duration) {
 	server, err := launcher.Start(context.Background(), e.Options.launcher(e.Bin, e.Server.DataDir()))
 	if err != nil {
 		t.Fatalf("failed to start kcp again: %v", err)
+	}
+	e.Server = server
+}
+
+// KillKCP kills kcp with SIGKILL (its whole process group), waits for downtime, and
+// starts it again on the same data folder and port, as a crash and a restart would.
+func (e *Env) KillKCP(t testing.TB, downtime time.Duration) {
+	t.Helper()
+	_ = syscall.Kill(-e.Server.Pid(), syscall.SIGKILL)
+	<-e.Server.Done()
+	_ = e.Server.Stop() // closes the log; kcp is gone already
+	time.Sleep(downtime)
+	server, err := launcher.Start(context.Background(), e.Options.launcher(e.Bin, e.Server.DataDir()))
+	if err != nil {
+		t.Fatalf("failed to start kcp again after SIGKILL: %v", err)
 	}
 	e.Server = server
 }
