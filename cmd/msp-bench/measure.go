@@ -40,28 +40,15 @@ type watcher struct {
 	ready    map[string]time.Time
 }
 
-func newWatcher(ctx context.Context, cfg *rest.Config) (*watcher, error) {
+// newWatcher follows every capability through the export's virtual workspaces (one per
+// kcp shard), as vwCfg (the coordinator's identity: an admin of one shard is not one
+// of another shard's virtual workspace) sees them.
+func newWatcher(ctx context.Context, cfg, vwCfg *rest.Config, shards int) (*watcher, error) {
 	w := &watcher{createAt: map[string]time.Time{}, assigned: map[string]time.Time{}, ready: map[string]time.Time{}}
-	url, err := endpointURL(ctx, cfg)
+	urls, err := endpointURLs(ctx, cfg, shards)
 	if err != nil {
 		return nil, err
 	}
-	vw := rest.CopyConfig(cfg)
-	vw.Host = url + "/clusters/*"
-	dyn, err := dynamic.NewForConfig(vw)
-	if err != nil {
-		return nil, err
-	}
-	ri := dyn.Resource(pgdbGVR)
-	lw := &toolscache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return ri.Watch(ctx, o)
-		},
-	}
-	inf := kcpinformers.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, toolscache.Indexers{})
 	seen := func(obj any) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
@@ -85,33 +72,78 @@ func newWatcher(ctx context.Context, cfg *rest.Config) (*watcher, error) {
 			w.ready[u.GetName()] = now
 		}
 	}
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, o any) { seen(o) }}); err != nil {
-		return nil, err
+	for _, url := range urls {
+		vw := rest.CopyConfig(vwCfg)
+		vw.Host = url + "/clusters/*"
+		dyn, err := dynamic.NewForConfig(vw)
+		if err != nil {
+			return nil, err
+		}
+		ri := dyn.Resource(pgdbGVR)
+		lw := &toolscache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
+				return ri.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return ri.Watch(ctx, o)
+			},
+		}
+		inf := kcpinformers.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, toolscache.Indexers{})
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, o any) { seen(o) }}); err != nil {
+			return nil, err
+		}
+		go inf.RunWithContext(ctx)
 	}
-	go inf.RunWithContext(ctx)
 	return w, nil
 }
 
-func endpointURL(ctx context.Context, cfg *rest.Config) (string, error) {
+// endpointURLs waits for the export's endpoint slice to list an endpoint per shard (or
+// at least one, after half a minute) and returns them.
+func endpointURLs(ctx context.Context, cfg *rest.Config, shards int) ([]string, error) {
 	dyn := dynamic.NewForConfigOrDie(kcpconfig.ForWorkspace(cfg, provider))
 	gvr := workspaceGVR.GroupVersion().WithResource("x")
 	gvr.Group, gvr.Version, gvr.Resource = "apis.kcp.io", "v1alpha1", "apiexportendpointslices"
+	patience := time.Now().Add(30 * time.Second)
 	for {
 		slice, err := dyn.Resource(gvr).Get(ctx, export, metav1.GetOptions{})
 		if err == nil {
 			eps, _, _ := unstructured.NestedSlice(slice.Object, "status", "endpoints")
-			if len(eps) > 0 {
-				if u, _ := eps[0].(map[string]any)["url"].(string); u != "" {
-					return u, nil
+			var urls []string
+			for _, e := range eps {
+				if u, _ := e.(map[string]any)["url"].(string); u != "" {
+					urls = append(urls, u)
 				}
+			}
+			if len(urls) >= shards || len(urls) > 0 && time.Now().After(patience) {
+				return urls, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// endpointOf returns the endpoint (of urls) whose virtual workspace serves the tenant's
+// logical cluster: its own shard's.
+func endpointOf(ctx context.Context, vwCfg *rest.Config, urls []string, cluster string) (string, error) {
+	var last error
+	for _, url := range urls {
+		c := rest.CopyConfig(vwCfg)
+		c.Host = url + "/clusters/" + cluster
+		dyn, err := dynamic.NewForConfig(c)
+		if err != nil {
+			return "", err
+		}
+		if _, err := dyn.Resource(pgdbGVR).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+			last = err
+			continue
+		}
+		return url, nil
+	}
+	return "", fmt.Errorf("no virtual workspace of %v serves workspace %s: %v", urls, cluster, last)
 }
 
 func (w *watcher) created(name string) {

@@ -160,23 +160,6 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	res.SetupSeconds = time.Since(start).Seconds()
 
-	// The ceiling: the same creates and the same write per assignment, by a plain
-	// client as fast as kcp takes them, before any msp component runs. Its objects are
-	// deleted again, and the deletions are done before the burst starts.
-	// A rate needs no more than a few thousand samples.
-	res.CeilingSample = min(o.Capabilities, 2000)
-	say("measuring the ceiling on %d capabilities: the scheduler's writes", res.CeilingSample)
-	if res.CeilingPerSec, err = ceiling(ctx, cfg, tenants, runtimes, res.CeilingSample, false); err != nil {
-		return nil, err
-	}
-	say("measuring the ceiling on %d capabilities: the scheduler's and the servicelet's writes", res.CeilingSample)
-	if res.LifecyclePerSec, err = ceiling(ctx, cfg, tenants, runtimes, res.CeilingSample, true); err != nil {
-		return nil, err
-	}
-	if o.CeilingOnly {
-		return res, nil
-	}
-
 	// Every component its own identity, as in make run: the front door's and the
 	// coordinator's certificates, a token per servicelet.
 	fdPort, err := ports.Free("127.0.0.1")
@@ -191,6 +174,31 @@ func run(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What the scheduler writes through the virtual workspaces, it writes as the
+	// coordinator; the ceiling and the watcher read and write as it too.
+	vwCfg, err := clientcmd.BuildConfigFromFlags("", ids.CoordinatorKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	vwCfg.QPS, vwCfg.Burst = cfg.QPS, cfg.Burst
+
+	// The ceiling: the same creates and the same write per assignment, by a plain
+	// client as fast as kcp takes them, before any msp component runs. Its objects are
+	// deleted again, and the deletions are done before the burst starts.
+	// A rate needs no more than a few thousand samples.
+	res.CeilingSample = min(o.Capabilities, 2000)
+	say("measuring the ceiling on %d capabilities: the scheduler's writes", res.CeilingSample)
+	if res.CeilingPerSec, err = ceiling(ctx, cfg, vwCfg, o.Shards, tenants, runtimes, res.CeilingSample, false); err != nil {
+		return nil, err
+	}
+	say("measuring the ceiling on %d capabilities: the scheduler's and the servicelet's writes", res.CeilingSample)
+	if res.LifecyclePerSec, err = ceiling(ctx, cfg, vwCfg, o.Shards, tenants, runtimes, res.CeilingSample, true); err != nil {
+		return nil, err
+	}
+	if o.CeilingOnly {
+		return res, nil
+	}
+
 	issue := func(runtime, dir string) (string, error) {
 		return identity.IssueServiceletAccess(ctx, kcpconfig.ForWorkspace(cfg, providerWS), runtime, dir, ids.FrontDoorURL, server.CA().CertPEM(), identity.DefaultAudience, time.Hour)
 	}
@@ -212,7 +220,7 @@ func run(ctx context.Context, o options) (*results, error) {
 		profiles["coordinator"] = "http://" + coord.pprof
 	}
 	cpu := &cpuMeter{kcpPid: server.Pid(), procs: procs, coord: func() *proc { return coord }}
-	w, err := newWatcher(ctx, cfg)
+	w, err := newWatcher(ctx, cfg, vwCfg, o.Shards)
 	if err != nil {
 		return nil, err
 	}
@@ -484,15 +492,20 @@ func newCapability(name string) *unstructured.Unstructured {
 //
 // With lifecycle it also does what a servicelet does for each: the connection Secret's
 // apply and the one status apply of Scheduled, Ready, Synced and the Secret's reference.
-func ceiling(ctx context.Context, cfg *rest.Config, tenants []tenant, runtimes []string, n int, lifecycle bool) (float64, error) {
-	url, err := endpointURL(ctx, cfg)
+func ceiling(ctx context.Context, cfg, vwCfg *rest.Config, shards int, tenants []tenant, runtimes []string, n int, lifecycle bool) (float64, error) {
+	urls, err := endpointURLs(ctx, cfg, shards)
 	if err != nil {
 		return 0, err
 	}
-	// The scheduler writes through the export's virtual workspace; so does the ceiling.
+	// The scheduler writes through the export's virtual workspace of each tenant's shard,
+	// as the coordinator; so does the ceiling.
 	vw := make([]dynamic.Interface, len(tenants))
 	for i, t := range tenants {
-		c := rest.CopyConfig(cfg)
+		url, err := endpointOf(ctx, vwCfg, urls, t.cluster)
+		if err != nil {
+			return 0, err
+		}
+		c := rest.CopyConfig(vwCfg)
 		c.Host = url + "/clusters/" + t.cluster
 		if vw[i], err = dynamic.NewForConfig(c); err != nil {
 			return 0, err
