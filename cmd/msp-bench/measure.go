@@ -26,6 +26,7 @@ import (
 	"github.com/msp-dev/msp/pkg/bootstrap"
 	"github.com/msp-dev/msp/pkg/child"
 	"github.com/msp-dev/msp/pkg/kcpconfig"
+	"github.com/msp-dev/msp/pkg/launcher"
 	"github.com/msp-dev/msp/pkg/metrics"
 	"github.com/msp-dev/msp/pkg/ports"
 	"github.com/msp-dev/msp/sdk/launch"
@@ -434,8 +435,8 @@ func caughtUp(ctx context.Context, p *proc, n int, start time.Time) (float64, fl
 }
 
 // storedWrites reads how many writes kcp stored for a type (resource.group).
-func storedWrites(ctx context.Context, adminKubeconfig string, typ string) (float64, error) {
-	m, err := kcpMetrics(ctx, adminKubeconfig)
+func storedWrites(ctx context.Context, adminKubeconfigs []string, typ string) (float64, error) {
+	m, err := kcpMetrics(ctx, adminKubeconfigs)
 	if err != nil {
 		return 0, err
 	}
@@ -470,8 +471,8 @@ var storageTypes = map[string]string{
 }
 
 // kcpWriteCounts reads kcp's counters for each counted resource.
-func kcpWriteCounts(ctx context.Context, adminKubeconfig string) (map[string]float64, error) {
-	m, err := kcpMetrics(ctx, adminKubeconfig)
+func kcpWriteCounts(ctx context.Context, adminKubeconfigs []string) (map[string]float64, error) {
+	m, err := kcpMetrics(ctx, adminKubeconfigs)
 	if err != nil {
 		return nil, err
 	}
@@ -486,21 +487,46 @@ func kcpWriteCounts(ctx context.Context, adminKubeconfig string) (map[string]flo
 	return out, nil
 }
 
-// kcpMetrics scrapes kcp's /metrics, which needs the shard admin (the platform token
-// may not read it).
-func kcpMetrics(ctx context.Context, adminKubeconfig string) (map[string]float64, error) {
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: adminKubeconfig},
-		&clientcmd.ConfigOverrides{CurrentContext: "shard-base"}).ClientConfig()
-	if err != nil {
-		return nil, err
+// shardKubeconfigs are the admin kubeconfigs of kcp's shards (one for one kcp).
+func shardKubeconfigs(server *launcher.Server) []string {
+	var out []string
+	for _, sh := range server.Shards() {
+		out = append(out, sh.KubeconfigPath)
 	}
-	base := kcpconfig.Base(cfg)
-	client, err := rest.HTTPClientFor(base)
-	if err != nil {
-		return nil, err
+	return out
+}
+
+// kcpMetrics scrapes every shard's /metrics, which needs the shard's admin (the platform
+// token may not read it), and sums the counters.
+func kcpMetrics(ctx context.Context, adminKubeconfigs []string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, file := range adminKubeconfigs {
+		raw, err := clientcmd.LoadFromFile(file)
+		if err != nil {
+			return nil, err
+		}
+		overrides := &clientcmd.ConfigOverrides{}
+		if _, ok := raw.Contexts["shard-base"]; ok {
+			overrides.CurrentContext = "shard-base" // one kcp: its admin kubeconfig's base
+		}
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: file}, overrides).ClientConfig()
+		if err != nil {
+			return nil, err
+		}
+		base := kcpconfig.Base(cfg)
+		client, err := rest.HTTPClientFor(base)
+		if err != nil {
+			return nil, err
+		}
+		m, err := metrics.Scrape(ctx, client, base.Host+"/metrics")
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			out[k] += v
+		}
 	}
-	return metrics.Scrape(ctx, client, base.Host+"/metrics")
+	return out, nil
 }
 
 func numCPU() int { return runtime.NumCPU() }

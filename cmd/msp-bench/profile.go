@@ -47,13 +47,16 @@ type cpuUse struct {
 
 // cpuMeter samples the CPU time of kcp, the coordinator and the servicelets.
 type cpuMeter struct {
-	kcpPid int
-	procs  *processes
-	coord  func() *proc
+	kcpPids []int // every shard, the front proxy and the cache server
+	procs   *processes
+	coord   func() *proc
 }
 
 func (m *cpuMeter) sample() cpuUse {
-	u := cpuUse{KCP: cpuSeconds(m.kcpPid)}
+	u := cpuUse{}
+	for _, pid := range m.kcpPids {
+		u.KCP += cpuSeconds(pid)
+	}
 	if c := m.coord(); c != nil {
 		u.Coordinator = cpuSeconds(c.Pid())
 	}

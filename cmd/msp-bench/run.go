@@ -219,7 +219,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	if coord.pprof != "" {
 		profiles["coordinator"] = "http://" + coord.pprof
 	}
-	cpu := &cpuMeter{kcpPid: server.Pid(), procs: procs, coord: func() *proc { return coord }}
+	cpu := &cpuMeter{kcpPids: server.Pids(), procs: procs, coord: func() *proc { return coord }}
 	w, err := newWatcher(ctx, cfg, vwCfg, o.Shards)
 	if err != nil {
 		return nil, err
@@ -237,7 +237,7 @@ func run(ctx context.Context, o options) (*results, error) {
 		}
 		captureProfiles(ctx, o.Out, profiles, o.Profile)
 	}
-	writesBefore, err := kcpWriteCounts(ctx, server.KubeconfigPath())
+	writesBefore, err := kcpWriteCounts(ctx, shardKubeconfigs(server))
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 	res.BurstReadyPerSec = float64(len(names)) / time.Since(burstStart).Seconds()
 	res.BurstCPU = cpu.since(cpuBefore, burstStart)
-	writesAfter, err := kcpWriteCounts(ctx, server.KubeconfigPath())
+	writesAfter, err := kcpWriteCounts(ctx, shardKubeconfigs(server))
 	if err != nil {
 		return nil, err
 	}
@@ -303,12 +303,12 @@ func run(ctx context.Context, o options) (*results, error) {
 	}
 
 	say("idle: counting the runtimes' writes for %s", o.IdleFor)
-	before, err := storedWrites(ctx, server.KubeconfigPath(), "serviceruntimes.platform.msp.dev")
+	before, err := storedWrites(ctx, shardKubeconfigs(server), "serviceruntimes.platform.msp.dev")
 	if err != nil {
 		return nil, err
 	}
 	time.Sleep(o.IdleFor)
-	after, err := storedWrites(ctx, server.KubeconfigPath(), "serviceruntimes.platform.msp.dev")
+	after, err := storedWrites(ctx, shardKubeconfigs(server), "serviceruntimes.platform.msp.dev")
 	if err != nil {
 		return nil, err
 	}

@@ -478,6 +478,25 @@ func (s *Server) Pid() int {
 // other than by StopShard, or after Stop.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
+// Pids are the process ids of kcp's processes: the one kcp, or every shard, the front
+// proxy and the cache server (those running).
+func (s *Server) Pids() []int {
+	if s.sh == nil {
+		return []int{s.cmd.Process.Pid}
+	}
+	var out []int
+	procs := []*process{s.sh.cache, s.sh.proxy}
+	for _, sp := range s.sh.shards {
+		procs = append(procs, sp.proc)
+	}
+	for _, p := range procs {
+		if p != nil && p.running() {
+			out = append(out, p.pid())
+		}
+	}
+	return out
+}
+
 // Shards describes kcp's shards: root first. A single-shard kcp has one, root, at URL.
 func (s *Server) Shards() []Shard { return s.shardsInfo() }
 
