@@ -204,7 +204,9 @@ func startSharded(ctx context.Context, opts Options, kcpBin string) (*Server, er
 		if err := os.MkdirAll(sp.dir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := writeCertKubeconfig(sp.kubeconfig, sh.pki.servingCA, filepath.Join(sh.pki.dir, "admin.crt"), filepath.Join(sh.pki.dir, "admin.key"),
+		// The shard's own admin: system:masters on that shard (as a single kcp's
+		// shard-base context), which also reads its /metrics.
+		if err := writeCertKubeconfig(sp.kubeconfig, sh.pki.servingCA, filepath.Join(sh.pki.dir, "shard-client.crt"), filepath.Join(sh.pki.dir, "shard-client.key"),
 			kubeconfigCluster{"base", s.hostURL(sp.ports.Secure)},
 			kubeconfigCluster{"root", s.hostURL(sp.ports.Secure) + "/clusters/root"}); err != nil {
 			return nil, err
