@@ -259,6 +259,16 @@ func Run(ctx context.Context, opts Options) error {
 	if err := sched.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	// The guard holds a runtime being removed until no capability counts on it. Every
+	// replica counts every workspace, so with replicas that share the workspaces it runs
+	// on one of them, with the runtime manager (singletons, under one Lease).
+	var singletons runnables
+	guard := &twin.RuntimeGuard{Client: mgr.GetLocalManager().GetClient(), Hosted: sched.Hosted, Synced: sched.Synced}
+	if shards != nil {
+		singletons = append(singletons, guard.Runnable(mgr.GetLocalManager()))
+	} else if err := guard.SetupWithManager(mgr.GetLocalManager()); err != nil {
+		return fmt.Errorf("failed to set up the runtime guard: %w", err)
+	}
 	if opts.RuntimeManager {
 		procurers := map[string]runtimemanager.Procurer{}
 		if opts.Local != nil {
@@ -290,13 +300,36 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		var run manager.Runnable = rm
 		if shards != nil {
-			run = &leaderOnly{config: opts.Config, lease: "msp-runtime-manager-" + opts.Export, identity: opts.ReplicaID, run: rm, log: opts.Log.WithName("runtime-manager")}
+			singletons = append(singletons, rm)
+		} else if err := mgr.GetLocalManager().Add(rm); err != nil {
+			return err
 		}
+	}
+	if len(singletons) > 0 {
+		run := &leaderOnly{config: opts.Config, lease: "msp-runtime-manager-" + opts.Export, identity: opts.ReplicaID, run: singletons, log: opts.Log.WithName("runtime-manager")}
 		if err := mgr.GetLocalManager().Add(run); err != nil {
 			return err
 		}
 	}
 	return mgr.Start(ctx)
+}
+
+// runnables run together until their context ends: what one replica runs while it
+// holds a Lease.
+type runnables []manager.Runnable
+
+// Start starts every runnable and returns when all have returned.
+func (rs runnables) Start(ctx context.Context) error {
+	errs := make(chan error, len(rs))
+	for _, r := range rs {
+		go func() { errs <- r.Start(ctx) }()
+	}
+	var all []error
+	for range rs {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
 }

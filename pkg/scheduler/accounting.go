@@ -190,6 +190,56 @@ func (a *Accounting) RuntimeOf(key string) string {
 	return a.effective[key].runtime
 }
 
+// On returns the keys of the capabilities that count on runtime (observed or assumed),
+// sorted. It walks every capability: for the rare runtime being removed, not for a
+// decision.
+func (a *Accounting) On(runtime string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.runtimes[runtime] == nil {
+		return nil
+	}
+	var keys []string
+	for key, al := range a.effective {
+		if al.runtime == runtime {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Hosted returns how many capabilities count on rt, by workspace (the cluster of their
+// keys): those On counts, and the unexpired reservations on rt of capabilities it does
+// not count yet, as Snapshot counts them. Nil when none.
+func (a *Accounting) Hosted(rt *platformv1alpha1.ServiceRuntime) map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out map[string]int
+	add := func(key string) {
+		if out == nil {
+			out = map[string]int{}
+		}
+		cluster, _, _ := strings.Cut(key, "|")
+		out[cluster]++
+	}
+	if a.runtimes[rt.Name] != nil {
+		for key, al := range a.effective {
+			if al.runtime == rt.Name {
+				add(key)
+			}
+		}
+	}
+	now := a.now()
+	for key, r := range a.reservationsOf(rt) {
+		if _, counted := a.effective[key]; counted || now.Sub(time.Unix(r.At, 0)) > a.reservationTTL {
+			continue
+		}
+		add(key)
+	}
+	return out
+}
+
 // recompute moves key's contribution to what observed/assumed now say. Callers hold mu.
 func (a *Accounting) recompute(key string) {
 	want, ok := a.observed[key]

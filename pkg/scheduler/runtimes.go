@@ -23,7 +23,8 @@ type CachedRuntimes struct {
 // NewCachedRuntimes watches the ServiceRuntimes in c. The Waker it is given (see
 // ChangeNotifier; New gives it the scheduler) is woken when a runtime appears, or
 // changes in a way that may make it fit more capabilities; heartbeats alone do not
-// wake it.
+// wake it. A Waker that is a RemovalWaker is also told when a runtime starts being
+// removed.
 func NewCachedRuntimes(ctx context.Context, c cache.Cache) (*CachedRuntimes, error) {
 	inf, err := c.GetInformer(ctx, &platformv1alpha1.ServiceRuntime{})
 	if err != nil {
@@ -32,12 +33,20 @@ func NewCachedRuntimes(ctx context.Context, c cache.Cache) (*CachedRuntimes, err
 	cr := &CachedRuntimes{cache: c}
 	onChange := cr.changed
 	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { onChange() },
+		AddFunc: func(obj any) {
+			onChange()
+			if rt, ok := obj.(*platformv1alpha1.ServiceRuntime); ok && rt.DeletionTimestamp != nil {
+				cr.removing()
+			}
+		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*platformv1alpha1.ServiceRuntime)
 			n, ok2 := newObj.(*platformv1alpha1.ServiceRuntime)
 			if !ok1 || !ok2 || mayFitMore(o, n) {
 				onChange()
+			}
+			if ok1 && ok2 && o.DeletionTimestamp == nil && n.DeletionTimestamp != nil {
+				cr.removing()
 			}
 		},
 		DeleteFunc: func(any) { onChange() },
@@ -81,4 +90,14 @@ func readyStatus(r *platformv1alpha1.ServiceRuntime) string {
 		}
 	}
 	return ""
+}
+
+// removing tells the Waker, when it is a RemovalWaker, that a runtime started being
+// removed.
+func (n *notifier) removing() {
+	if w := n.waker.Load(); w != nil {
+		if r, ok := (*w).(RemovalWaker); ok {
+			r.RuntimeRemoving()
+		}
+	}
 }

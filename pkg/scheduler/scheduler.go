@@ -133,6 +133,8 @@ type Scheduler struct {
 	waiting  *waitingSet
 	triggers []*trigger
 	observer *observer
+	// removals remembers which tenants were told of which runtime's removal.
+	removals *removals
 }
 
 // New returns a scheduler for the manager's clusters. When opts.Runtimes or
@@ -167,7 +169,7 @@ func newScheduler(opts Options, ws workspaces) (*Scheduler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Scheduler{opts: opts, workspaces: ws, acct: NewAccounting(), waiting: newWaitingSet()}
+	s := &Scheduler{opts: opts, workspaces: ws, acct: NewAccounting(), waiting: newWaitingSet(), removals: newRemovals()}
 	s.acct.now, s.acct.reservationTTL = opts.Now, opts.AssumeTTL
 	s.observer = &observer{kinds: opts.Kinds, acct: s.acct, waker: s, fleet: opts.Fleet, requeue: s.requeue, bound: opts.Bound}
 	if opts.Owns != nil {
@@ -293,7 +295,9 @@ func (s *Scheduler) WakeWaiting() {
 	}
 }
 
-// housekeeping expires unconfirmed decisions and keeps the gauges current.
+// housekeeping expires unconfirmed decisions, keeps the gauges current and tells the
+// tenants of capabilities on runtimes being removed (at once when a runtime starts being
+// removed, and on every tick for what landed there since).
 type housekeeping struct{ s *Scheduler }
 
 func (h housekeeping) Start(ctx context.Context) error {
@@ -303,7 +307,10 @@ func (h housekeeping) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-h.s.removals.kick:
+			h.s.notifyRemovals(ctx)
 		case <-tick.C:
+			h.s.notifyRemovals(ctx)
 			if n := h.s.acct.Expire(h.s.opts.Now(), h.s.opts.AssumeTTL); n > 0 {
 				log.FromContext(ctx).Info("dropped scheduling decisions the cache never confirmed", "count", n)
 				h.s.WakeWaiting()

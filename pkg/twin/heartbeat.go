@@ -1,7 +1,8 @@
 // Package twin keeps a provider workspace's ServiceRuntimes, the runtimes' twins, true
 // from the coordinator's side: the heartbeat monitor takes Ready back from a runtime
-// whose servicelet went silent, and the revoker revokes the servicelet credential of a
-// runtime that was removed.
+// whose servicelet went silent, the runtime guard holds a runtime being removed until it
+// hosts nothing, and the revoker revokes the servicelet credential of a runtime that was
+// removed.
 package twin
 
 import (

@@ -20,27 +20,33 @@ const RevokerControllerName = "msp-servicelet-revoker"
 
 // Revoker deletes the servicelet's ServiceAccount of a ServiceRuntime that was removed:
 // removing a runtime revokes its servicelet's credential (the front door then cuts its
-// open watches), whoever issued it.
+// open watches), whoever issued it. It acts once the twin is gone, not when it is only
+// being removed (see RuntimeGuard).
 type Revoker struct {
 	// Config addresses the provider workspace.
 	Config *rest.Config
 }
 
+// revokeWhenGone lets through only a twin's removal from the cache: the twin is gone.
+// A deletionTimestamp alone is an update: while the RuntimeGuard holds a runtime that
+// still hosts capabilities, its servicelet keeps its credential and deletes them for
+// their tenants.
+var revokeWhenGone = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return true },
+}
+
 // SetupWithManager adds the revoker to mgr, whose cache holds the provider workspace.
 func (r *Revoker) SetupWithManager(mgr ctrl.Manager) error {
-	onlyDeletes := predicate.Funcs{
-		CreateFunc:  func(event.CreateEvent) bool { return false },
-		UpdateFunc:  func(event.UpdateEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-		DeleteFunc:  func(event.DeleteEvent) bool { return true },
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(RevokerControllerName).
-		For(&platformv1alpha1.ServiceRuntime{}, builder.WithPredicates(onlyDeletes)).
+		For(&platformv1alpha1.ServiceRuntime{}, builder.WithPredicates(revokeWhenGone)).
 		Complete(r)
 }
 
-// Reconcile runs for a deleted runtime only.
+// Reconcile runs for a runtime that is gone only (see revokeWhenGone).
 func (r *Revoker) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	if err := identity.RevokeServicelet(ctx, r.Config, req.Name); err != nil {
 		return reconcile.Result{}, err

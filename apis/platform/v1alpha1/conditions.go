@@ -66,6 +66,15 @@ const (
 	ReasonHeartbeatMissed = "HeartbeatMissed"
 	// ReasonRuntimeUnavailable: the servicelet reports but the runtime itself is unusable.
 	ReasonRuntimeUnavailable = "RuntimeUnavailable"
+	// ConditionRemoval is True on a ServiceRuntime that is being removed while
+	// capabilities still count on it; its message says how many and in which workspaces.
+	ConditionRemoval = "Removal"
+	// ReasonHostsCapabilities: the runtime is being removed but still hosts capabilities;
+	// it goes once they are deleted (also the reason of the Warning event on the twin).
+	ReasonHostsCapabilities = "HostsCapabilities"
+	// ReasonRuntimeRemoval is the reason of the Warning event a tenant's capability gets
+	// when the provider removes its runtime.
+	ReasonRuntimeRemoval = "RuntimeRemoval"
 )
 
 // Reasons of a runtime class's Ready condition.
@@ -110,4 +119,8 @@ const (
 	AnnotationCapability = "platform.msp.dev/capability"
 	// FinalizerServicelet is owned by the servicelet that brought the capability to life.
 	FinalizerServicelet = "platform.msp.dev/servicelet"
+	// FinalizerHostedCapabilities is on every ServiceRuntime, owned by the coordinator
+	// (its runtime guard): a runtime being removed stays until no capability counts on
+	// it, so that its servicelet can still delete them for their tenants.
+	FinalizerHostedCapabilities = "platform.msp.dev/hosted-capabilities"
 )

@@ -1,5 +1,6 @@
 // Package runtimeready filters out runtimes that should not take new capabilities now:
-// cordoned ones, ones that are not Ready, and ones whose servicelet stopped reporting.
+// ones being removed, cordoned ones, ones that are not Ready, and ones whose servicelet
+// stopped reporting.
 //
 // A heartbeat is judged against the others: when every runtime's heartbeat is late at
 // once, it is the control plane that lags (kcp's queues are long, a watch is behind), not
@@ -23,6 +24,9 @@ const Name = "runtimeready"
 
 // Reasons why a runtime does not fit.
 const (
+	// ReasonBeingRemoved: the runtime has a deletionTimestamp; it keeps what it hosts
+	// until that is deleted, and takes nothing new.
+	ReasonBeingRemoved = "runtime is being removed"
 	// ReasonCordoned: spec.unschedulable is set.
 	ReasonCordoned = "cordoned"
 	// ReasonNotReady: the Ready condition is missing, False or Unknown.
@@ -96,11 +100,16 @@ func New(now func() time.Time, heartbeatTimeout, lagTolerance time.Duration) *Pl
 // Name returns Name.
 func (*Plugin) Name() string { return Name }
 
-// Filter lets c onto r only if r is not cordoned, is Ready, and (with a timeout) has a
-// fresh heartbeat. The heartbeat is checked even when Ready is True because Ready is
-// only as current as whoever last wrote it.
+// Filter lets c onto r only if r is not being removed, is not cordoned, is Ready, and
+// (with a timeout) has a fresh heartbeat. The heartbeat is checked even when Ready is
+// True because Ready is only as current as whoever last wrote it. Removal comes first:
+// the runtime manager cordons a runtime before it removes it, and "being removed" is
+// what the tenant should read then.
 func (p *Plugin) Filter(_ context.Context, _ *framework.CycleState, _ *framework.Capability, r *framework.RuntimeInfo) *framework.Status {
 	rt := r.Runtime
+	if rt.DeletionTimestamp != nil {
+		return framework.NewUnschedulable(ReasonBeingRemoved)
+	}
 	if rt.Spec.Unschedulable {
 		return framework.NewUnschedulable(ReasonCordoned)
 	}

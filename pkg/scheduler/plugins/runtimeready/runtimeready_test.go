@@ -16,6 +16,10 @@ import (
 func TestFilter(t *testing.T) {
 	noHeartbeat := func(rt *platformv1alpha1.ServiceRuntime) { rt.Status.LastHeartbeatTime = nil }
 	noConditions := func(rt *platformv1alpha1.ServiceRuntime) { rt.Status.Conditions = nil }
+	removing := func(rt *platformv1alpha1.ServiceRuntime) {
+		rt.DeletionTimestamp = &metav1.Time{Time: tu.Now}
+		rt.Finalizers = []string{platformv1alpha1.FinalizerHostedCapabilities}
+	}
 	tests := []struct {
 		name    string
 		timeout time.Duration
@@ -34,6 +38,8 @@ func TestFilter(t *testing.T) {
 		{name: "not ready wins over an old heartbeat", timeout: time.Minute, opts: []tu.RuntimeOption{tu.WithReady(metav1.ConditionFalse), noHeartbeat}, want: framework.NewUnschedulable("not ready")},
 		{name: "cordoned", timeout: time.Minute, opts: []tu.RuntimeOption{tu.Cordoned()}, want: framework.NewUnschedulable("cordoned")},
 		{name: "cordoned wins over not ready", timeout: time.Minute, opts: []tu.RuntimeOption{tu.Cordoned(), noConditions, noHeartbeat}, want: framework.NewUnschedulable("cordoned")},
+		{name: "being removed", timeout: time.Minute, opts: []tu.RuntimeOption{removing}, want: framework.NewUnschedulable("runtime is being removed")},
+		{name: "being removed wins over cordoned and not ready", timeout: time.Minute, opts: []tu.RuntimeOption{removing, tu.Cordoned(), noConditions}, want: framework.NewUnschedulable("runtime is being removed")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
