@@ -359,7 +359,13 @@ func (s *badSweep) createReady(c client.Client, db *postgresv1alpha1.PostgresDat
 // calls counts the lines of the test driver's log (creates.log, deletes.log) that name
 // the capability name of the workspace cluster.
 func (s *badSweep) calls(log, cluster, name string) int {
-	raw, err := os.ReadFile(filepath.Join(s.sl.StateDir, log))
+	return badCalls(s.sl.StateDir, log, cluster, name)
+}
+
+// badCalls counts the lines of a test driver's log in stateDir that name the
+// capability name of the workspace cluster.
+func badCalls(stateDir, log, cluster, name string) int {
+	raw, err := os.ReadFile(filepath.Join(stateDir, log))
 	if err != nil {
 		return 0
 	}
@@ -1202,16 +1208,20 @@ func (s *badSweep) deletionCases() {
 
 func (s *badSweep) runtimeDeletedCases() {
 	region := "eu-doomed"
-	placed := false
-	s.run("runtime deleted while it hosts a capability", "the provider deletes the ServiceRuntime "+badDoomedRuntime+" that hosts tenant a's Ready capability doomed; what the tenant reads for 45s", func() (string, bool, []string) {
-		s.p.StartServicelet(s.t, framework.ServiceletSpec{Runtime: badDoomedRuntime, Region: region, Country: "FR", Capabilities: 5})
+	var (
+		doomed     *framework.Servicelet
+		doomedConn string // doomed's connection Secret
+	)
+	s.run("runtime deleted while it hosts a capability", "the provider deletes the ServiceRuntime "+badDoomedRuntime+" that hosts tenant a's Ready capability doomed; what the provider and the tenant read, and where a new capability for its region goes", func() (string, bool, []string) {
+		doomed = s.p.StartServicelet(s.t, framework.ServiceletSpec{Runtime: badDoomedRuntime, Region: region, Country: "FR", Capabilities: 5})
 		db := badDB("doomed")
 		db.Spec.Placement.Regions = []string{region}
-		got, _, saw, ok := s.createReady(s.ca, db)
+		got, conn, saw, ok := s.createReady(s.ca, db)
 		if !ok {
+			doomed = nil
 			return "never Ready on " + badDoomedRuntime + ": " + saw, false, nil
 		}
-		placed = true
+		doomedConn = conn.Name
 		pc := s.p.Client(s.t)
 		ctx, cancel := badCtx()
 		defer cancel()
@@ -1222,36 +1232,62 @@ func (s *badSweep) runtimeDeletedCases() {
 		if err := pc.Delete(ctx, rt); err != nil {
 			return "deleting the runtime: " + err.Error(), false, nil
 		}
-		// What the tenant should learn: its capability's runtime is gone.
-		var last *postgresv1alpha1.PostgresDatabase
-		told := badPoll(45*time.Second, func(context.Context) bool {
-			db, err := badGet(s.ca, got.Name)
-			if err != nil {
+		// The provider: the twin is held, and says why.
+		var held string
+		heldOK := badPoll(badWait, func(ctx context.Context) bool {
+			twin := &platformv1alpha1.ServiceRuntime{}
+			if err := pc.Get(ctx, client.ObjectKey{Name: badDoomedRuntime}, twin); err != nil {
+				held = "the twin: " + err.Error()
 				return false
 			}
-			last = db
-			for _, c := range db.Status.Conditions {
-				if c.Status != metav1.ConditionTrue && strings.Contains(c.Message, badDoomedRuntime) {
-					return true
-				}
+			c := meta.FindStatusCondition(twin.Status.Conditions, platformv1alpha1.ConditionRemoval)
+			held = fmt.Sprintf("deletionTimestamp set %v, no Removal condition", twin.DeletionTimestamp != nil)
+			if c != nil {
+				held = fmt.Sprintf("deletionTimestamp set %v, Removal=%s %s: %s", twin.DeletionTimestamp != nil, c.Status, c.Reason, c.Message)
 			}
-			return false
+			return twin.DeletionTimestamp != nil && c != nil && c.Status == metav1.ConditionTrue &&
+				c.Reason == platformv1alpha1.ReasonHostsCapabilities && strings.Contains(c.Message, "hosts 1 capability")
 		})
-		ctx2, cancel2 := badCtx()
-		defer cancel2()
-		back := pc.Get(ctx2, client.ObjectKey{Name: badDoomedRuntime}, &platformv1alpha1.ServiceRuntime{})
-		if last == nil {
-			return "the tenant cannot read doomed any more", false, nil
+		// The tenant: one Warning event, and its capability keeps running.
+		told := s.eventWithin(got.Name, platformv1alpha1.ReasonRuntimeRemoval, badWait)
+		// A new capability for the region waits: nothing new goes onto a runtime being removed.
+		next := badDB("doomed-next")
+		next.Spec.Placement.Regions = []string{region}
+		nctx, ncancel := badCtx()
+		defer ncancel()
+		var waits string
+		waitsOK := false
+		if err := s.ca.Create(nctx, next); err != nil {
+			waits = "create refused: " + err.Error()
+		} else {
+			var w *postgresv1alpha1.PostgresDatabase
+			w, waits, waitsOK = s.waitCond(s.ca, next.Name, platformv1alpha1.ConditionScheduled, metav1.ConditionFalse, platformv1alpha1.ReasonUnschedulable, badWait)
+			waitsOK = waitsOK && strings.Contains(waits, "runtime is being removed") && w.Spec.RuntimeName == ""
+			dctx, dcancel := badCtx()
+			defer dcancel()
+			_ = s.ca.Delete(dctx, badDB(next.Name))
 		}
-		saw = fmt.Sprintf("the tenant reads %s (runtime registered again: %v)", badConds(last), back == nil)
-		if !told {
-			saw = fmt.Sprintf("45s after the runtime was deleted, nothing tells the tenant: %s; %s; Scheduled reason %s (runtime registered again: %v)",
-				badCond(last, platformv1alpha1.ConditionReady), badCond(last, platformv1alpha1.ConditionSynced), badReason(last, platformv1alpha1.ConditionScheduled), back == nil)
+		time.Sleep(5 * time.Second) // two of the scheduler's passes: still one event
+		events := s.events(got.Name, platformv1alpha1.ReasonRuntimeRemoval)
+		last, err := badGet(s.ca, got.Name)
+		if err != nil {
+			return "the tenant cannot read doomed any more: " + err.Error(), false, nil
 		}
-		return saw, told && back != nil, nil
+		ready := meta.IsStatusConditionTrue(last.Status.Conditions, platformv1alpha1.ConditionReady)
+		ok = heldOK && told != nil && told.Type == corev1.EventTypeWarning && strings.Contains(told.Message, badDoomedRuntime) && len(events) == 1 && ready && waitsOK
+		if ok {
+			// The gist, to fit the table: the twin's condition names the tenant's workspace.
+			return fmt.Sprintf("Warning RuntimeRemoval once (%q), still Ready=True; twin held (Removal HostsCapabilities: hosts 1 capability); a new one for %s: Unschedulable, runtime is being removed",
+				strings.SplitN(told.Message, ":", 2)[0], region), true, nil
+		}
+		msg := "no RuntimeRemoval event"
+		if told != nil {
+			msg = "Warning RuntimeRemoval: " + told.Message
+		}
+		return fmt.Sprintf("%s (%d events); still %s; the twin: %s; a new capability for region %s: %s", msg, len(events), badCond(last, platformv1alpha1.ConditionReady), held, region, waits), false, nil
 	})
-	s.run("capability deleted after its runtime was", "tenant a deletes doomed, whose runtime "+badDoomedRuntime+" was deleted", func() (string, bool, []string) {
-		if !placed {
+	s.run("capability deleted after its runtime was", "tenant a deletes doomed, whose runtime "+badDoomedRuntime+" is being removed; then the runtime goes", func() (string, bool, []string) {
+		if doomed == nil {
 			return "skipped: doomed was never placed", false, nil
 		}
 		ctx, cancel := badCtx()
@@ -1259,9 +1295,8 @@ func (s *badSweep) runtimeDeletedCases() {
 		if err := s.ca.Delete(ctx, badDB("doomed")); err != nil {
 			return "delete refused: " + err.Error(), false, nil
 		}
-		deleted := time.Now().Truncate(time.Second)
 		var last *postgresv1alpha1.PostgresDatabase
-		gone := badPoll(30*time.Second, func(context.Context) bool {
+		gone := badPoll(badWait, func(context.Context) bool {
 			db, err := badGet(s.ca, "doomed")
 			if apierrors.IsNotFound(err) {
 				return true
@@ -1271,44 +1306,68 @@ func (s *badSweep) runtimeDeletedCases() {
 			}
 			return false
 		})
-		if gone {
-			return "gone", true, nil
-		}
-		if last == nil {
-			return "the tenant cannot read doomed any more", false, nil
-		}
-		warnings := 0
-		list := &corev1.EventList{}
-		ectx, ecancel := badCtx()
-		defer ecancel()
-		if err := s.ca.List(ectx, list, client.InNamespace(badNamespace)); err == nil {
-			for _, e := range list.Items {
-				if e.InvolvedObject.Name == "doomed" && e.Type == corev1.EventTypeWarning && !e.LastTimestamp.Time.Before(deleted) {
-					warnings++
-				}
+		if !gone {
+			if last == nil {
+				return "the tenant cannot read doomed any more", false, nil
 			}
+			return fmt.Sprintf("stuck %s after the delete (deletionTimestamp %v, finalizers %v), still %s", badWait,
+				last.DeletionTimestamp != nil, last.Finalizers, badCond(last, platformv1alpha1.ConditionReady)), false, nil
 		}
-		saw := fmt.Sprintf("stuck 30s after the delete (deletionTimestamp %v, finalizers %v, which the tenant may not remove), still %s; %d Warning events since",
-			last.DeletionTimestamp != nil, last.Finalizers, badCond(last, platformv1alpha1.ConditionReady), warnings)
-		told := false
-		for _, c := range last.Status.Conditions {
-			if c.Status != metav1.ConditionTrue && strings.Contains(c.Message, badDoomedRuntime) {
-				told = true
+		_, serr := badSecret(s.ca, doomedConn)
+		deletes := badCalls(doomed.StateDir, "deletes.log", s.clusterA, "doomed")
+		pc := s.p.Client(s.t)
+		var twinLast string
+		twinGone := badPoll(badWait, func(ctx context.Context) bool {
+			twin := &platformv1alpha1.ServiceRuntime{}
+			err := pc.Get(ctx, client.ObjectKey{Name: badDoomedRuntime}, twin)
+			if err == nil {
+				twinLast = fmt.Sprintf("still there with finalizers %v", twin.Finalizers)
 			}
-		}
-		// Clean up as the operator would: only the operator may remove the finalizer.
-		op := s.a.Client(s.t)
-		ctx, cancel = badCtx()
-		defer cancel()
-		cleaned := kretry.RetryOnConflict(kretry.DefaultRetry, func() error {
-			db := &postgresv1alpha1.PostgresDatabase{}
-			if err := op.Get(ctx, badKey("doomed"), db); err != nil {
-				return client.IgnoreNotFound(err)
-			}
-			db.Finalizers = nil
-			return op.Update(ctx, db)
+			return apierrors.IsNotFound(err)
 		})
-		saw += fmt.Sprintf("; operator removed the finalizer: %v", cleaned == nil)
-		return saw, told, nil
+		back := false
+		if twinGone {
+			// Its servicelet is revoked: it cannot register the runtime again.
+			time.Sleep(5 * time.Second)
+			bctx, bcancel := badCtx()
+			defer bcancel()
+			back = pc.Get(bctx, client.ObjectKey{Name: badDoomedRuntime}, &platformv1alpha1.ServiceRuntime{}) == nil
+		}
+		twin := "the runtime went after it"
+		if !twinGone {
+			twin = "the runtime did not go: " + twinLast
+		}
+		return fmt.Sprintf("gone, deleted on the runtime %d times, Secret gone %v; %s (registered again: %v)", deletes, apierrors.IsNotFound(serr), twin, back),
+			deletes == 1 && apierrors.IsNotFound(serr) && twinGone && !back, nil
 	})
+}
+
+// events returns the events of reason about tenant a's capability object.
+func (s *badSweep) events(object, reason string) []corev1.Event {
+	list := &corev1.EventList{}
+	ctx, cancel := badCtx()
+	defer cancel()
+	if err := s.ca.List(ctx, list, client.InNamespace(badNamespace)); err != nil {
+		return nil
+	}
+	var out []corev1.Event
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == object && e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// eventWithin waits up to timeout for an event of reason about tenant a's capability
+// object and returns the latest; nil when none came.
+func (s *badSweep) eventWithin(object, reason string, timeout time.Duration) *corev1.Event {
+	var found *corev1.Event
+	badPoll(timeout, func(context.Context) bool {
+		if evs := s.events(object, reason); len(evs) > 0 {
+			found = &evs[len(evs)-1]
+		}
+		return found != nil
+	})
+	return found
 }
