@@ -356,7 +356,10 @@ func TestChaos(t *testing.T) {
 	l := &ledger{recs: map[string]*record{}, maxLoad: map[string]int{}}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	writesBefore := kcpWrites(ctx, env)
+	// kcp's counters start again at 0 when it restarts: the run adds what each life of
+	// kcp counted.
+	writes := &writeCounter{env: env}
+	writes.begin(ctx)
 
 	// The observer: every second, what the tenants see.
 	var obsWG sync.WaitGroup
@@ -533,7 +536,9 @@ func TestChaos(t *testing.T) {
 			time.Sleep(f.Hold)
 			_ = syscall.Kill(rt.sl.Pid(), syscall.SIGCONT)
 		case faultKCP:
+			writes.end(ctx)
 			env.KillKCP(t, f.Hold)
+			writes.begin(ctx)
 		case faultPostgres:
 			rt := byName[f.Target]
 			killPostgres(t, rt.pg)
@@ -589,11 +594,11 @@ func TestChaos(t *testing.T) {
 	convWG.Wait()
 	stop()
 	obsWG.Wait()
-	writes := kcpWrites(context.Background(), env) - writesBefore
+	writes.end(context.Background())
 
 	// The audit, from the ground truth.
 	a := audit(t, env, l, runtimes, clusters, tenants, pc)
-	a.seed, a.faults, a.ops, a.writes, a.converged, a.took = cfg.seed, faults, ops, writes, converged, time.Since(runStart)
+	a.seed, a.faults, a.ops, a.writes, a.converged, a.took = cfg.seed, faults, ops, writes.total, converged, time.Since(runStart)
 	a.schedule = plan.String()
 	report := a.table()
 	t.Log("\n" + report)
@@ -672,6 +677,18 @@ func killPostgres(t *testing.T, pg *framework.PostgresRuntime) {
 	}
 	_ = pg.Server.Stop() // clean up what is left (its own state)
 }
+
+// writeCounter adds up kcp's write requests over its lives.
+type writeCounter struct {
+	env          *framework.Env
+	start, total float64
+}
+
+func (w *writeCounter) begin(ctx context.Context) { w.start = kcpWrites(ctx, w.env) }
+
+// end adds what this life of kcp counted since begin (kcp is about to be killed: a
+// write between this read and the kill is not counted).
+func (w *writeCounter) end(ctx context.Context) { w.total += kcpWrites(ctx, w.env) - w.start }
 
 // kcpWrites sums kcp's write requests (POST, PUT, PATCH, DELETE) from every shard's
 // /metrics, read as the shard's admin (the platform's token may not read them).
