@@ -742,6 +742,7 @@ type findings struct {
 	lost, moved, createdTwice     []string
 	orphans, overCapacity, badSec []string
 	orderedRuntimes               int
+	leftRuntimes                  []string
 }
 
 // audit compares what the run made with the ground truth.
@@ -856,7 +857,13 @@ func audit(t *testing.T, env *framework.Env, l *ledger, runtimes []*runtimeHandl
 		}
 	}
 	l.mu.Unlock()
-	a.orderedRuntimes = len(framework.ClassRuntimes(t, pc, "ordered"))
+	left := framework.ClassRuntimes(t, pc, "ordered")
+	a.orderedRuntimes = len(left)
+	for _, rt := range left {
+		// What kept it: its readiness, cordon, finalizers and what counts on it.
+		ready := meta.FindStatusCondition(rt.Status.Conditions, platformv1alpha1.ConditionReady)
+		a.leftRuntimes = append(a.leftRuntimes, fmt.Sprintf("%s: Ready %v, unschedulable %v, annotations %v, finalizers %v, heartbeat %v", rt.Name, ready, rt.Spec.Unschedulable, rt.Annotations, rt.Finalizers, rt.Status.LastHeartbeatTime))
+	}
 	for _, list := range [][]string{a.lost, a.moved, a.createdTwice, a.orphans, a.overCapacity, a.badSec} {
 		sort.Strings(list)
 	}
@@ -983,7 +990,7 @@ func (a *findings) table() string {
 	for _, sec := range []struct {
 		title string
 		list  []string
-	}{{"lost", a.lost}, {"moved", a.moved}, {"created twice", a.createdTwice}, {"orphans", a.orphans}, {"over capacity", a.overCapacity}, {"Secrets", a.badSec}} {
+	}{{"lost", a.lost}, {"moved", a.moved}, {"created twice", a.createdTwice}, {"orphans", a.orphans}, {"over capacity", a.overCapacity}, {"Secrets", a.badSec}, {"ordered runtimes left", a.leftRuntimes}} {
 		if len(sec.list) == 0 {
 			continue
 		}
