@@ -288,6 +288,16 @@ func (m *Manager) procure(ctx context.Context, rt *platformv1alpha1.ServiceRunti
 			return fmt.Errorf("runtime %s is being removed, but it was ordered with the procurement driver %q, which this coordinator does not run (it runs: %s): it is kept until one that runs it releases it",
 				rt.Name, driver, m.driverNames())
 		}
+		if n := m.opts.Scheduler.RuntimeLoad(rt.Name); n > 0 {
+			// Removed by hand while it hosts capabilities: its servicelet keeps serving
+			// them (the tenants' deletions go through it) until the runtime guard lets
+			// the runtime go; only then is it released.
+			m.opts.Log.V(1).Info("runtime being removed still hosts capabilities; not released yet", "runtime", rt.Name, "capabilities", n)
+			if err := p.Order(ctx, rt, class); err != nil {
+				return fmt.Errorf("failed to keep runtime %s running while it drains: %w", rt.Name, err)
+			}
+			return nil
+		}
 		done, err := p.Release(ctx, rt)
 		if err != nil {
 			return fmt.Errorf("failed to release runtime %s: %w", rt.Name, err)

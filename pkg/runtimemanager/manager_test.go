@@ -486,6 +486,19 @@ func TestPass(t *testing.T) {
 			},
 		},
 		{
+			name:     "deletion by hand while it hosts capabilities: kept running, not released",
+			classes:  []*platformv1alpha1.ServiceRuntimeClass{small()},
+			runtimes: []*platformv1alpha1.ServiceRuntime{managedRuntime("small-1", small(), de, deleting)},
+			load:     map[string]int{"small-1": 1},
+			passes:   []time.Duration{0, time.Second},
+			want: passOutcome{
+				Runtimes: []runtimeState{existing(managedRuntime("small-1", small(), de, deleting))},
+				Classes:  map[string]classState{"small": untouched},
+				Calls:    []string{"local: Order small-1 small", "local: Order small-1 small"},
+				Waiting:  map[string]scheduler.WaitReason{},
+			},
+		},
+		{
 			name:     "deletion: once Release returns true, the finalizer removed",
 			classes:  []*platformv1alpha1.ServiceRuntimeClass{small()},
 			runtimes: []*platformv1alpha1.ServiceRuntime{managedRuntime("small-1", small(), de, deleting)},
