@@ -264,9 +264,9 @@ func Run(ctx context.Context, opts Options) error {
 	// on one of them, with the runtime manager (singletons, under one Lease).
 	var singletons runnables
 	guard := &twin.RuntimeGuard{Client: mgr.GetLocalManager().GetClient(), Hosted: sched.Hosted, Synced: sched.Synced}
-	if shards != nil {
-		singletons = append(singletons, guard.Runnable(mgr.GetLocalManager()))
-	} else if err := guard.SetupWithManager(mgr.GetLocalManager()); err != nil {
+	// On every replica when they share the workspaces: its writes are idempotent, and
+	// it must not depend on a Lease in a workspace that may be going away.
+	if err := guard.SetupWithManager(mgr.GetLocalManager()); err != nil {
 		return fmt.Errorf("failed to set up the runtime guard: %w", err)
 	}
 	if opts.RuntimeManager {

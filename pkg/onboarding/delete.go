@@ -2,6 +2,7 @@ package onboarding
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,14 +14,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	mcprovider "github.com/kcp-dev/multicluster-provider/pkg/provider"
 
 	onboardingv1alpha1 "github.com/msp-dev/msp/apis/onboarding/v1alpha1"
+	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 )
 
 // delete carries out the deletion policy, then lets the ServiceProvider go.
@@ -68,10 +72,46 @@ func (r *Reconciler) delete(ctx context.Context, sp *onboardingv1alpha1.ServiceP
 	if err := r.unbindTenants(ctx, sp); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.releaseRuntimes(ctx, ProviderWorkspace(sp.Name)); err != nil {
+		// Best effort: a runtime's coordinator lets it go by itself while it can.
+		log.FromContext(ctx).Info("could not release the provider's runtimes before removing its workspace", "err", err.Error())
+	}
 	if err := workspaces.Delete(ctx, sp.Name, deleteOpts); err != nil && !isNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to delete %s: %w", ProviderWorkspace(sp.Name), err)
 	}
 	return ctrl.Result{RequeueAfter: time.Second}, nil
+}
+
+// releaseRuntimes drops the coordinator's finalizer platform.msp.dev/hosted-capabilities
+// from the provider's runtimes before their workspace goes: no capability is left (the
+// caller checked), and once the workspace is being deleted the coordinator may have lost
+// its rights there, so the finalizer would hold the workspace forever.
+func (r *Reconciler) releaseRuntimes(ctx context.Context, ws string) error {
+	runtimes := r.in(ws).Resource(gvrRuntime)
+	list, err := runtimes.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to list the ServiceRuntimes of %s: %w", ws, err)
+	}
+	for _, rt := range list.Items {
+		fins := rt.GetFinalizers()
+		if !slices.Contains(fins, platformv1alpha1.FinalizerHostedCapabilities) {
+			continue
+		}
+		keep := []any{}
+		for _, f := range fins {
+			if f != platformv1alpha1.FinalizerHostedCapabilities {
+				keep = append(keep, f)
+			}
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"resourceVersion": rt.GetResourceVersion(), "finalizers": keep}})
+		if _, err := runtimes.Patch(ctx, rt.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !isNotFound(err) {
+			return fmt.Errorf("failed to release runtime %s in %s: %w", rt.GetName(), ws, err)
+		}
+	}
+	return nil
 }
 
 func (r *Reconciler) release(ctx context.Context, sp *onboardingv1alpha1.ServiceProvider) error {
