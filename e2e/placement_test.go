@@ -21,29 +21,14 @@ import (
 
 var postgresKind = platformv1alpha1.CapabilityKind{Group: "postgres.msp.dev", Kind: "PostgresDatabase"}
 
-// addRuntimeWith registers a ServiceRuntime with the given spec and reports it Ready with
-// a fresh heartbeat, as its servicelet would (framework.AddRuntime for any capacity and
-// kinds).
+// addRuntimeWith registers a ServiceRuntime with the given spec (PostgresDatabases unless
+// it names kinds) and reports it Ready, as its servicelet would.
 func addRuntimeWith(t *testing.T, p *framework.Provider, name string, spec platformv1alpha1.ServiceRuntimeSpec) {
 	t.Helper()
-	ctx := context.Background()
-	c := p.Client(t)
-	rt := &platformv1alpha1.ServiceRuntime{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
-	if len(rt.Spec.Capabilities) == 0 {
-		rt.Spec.Capabilities = []platformv1alpha1.CapabilityKind{postgresKind}
+	if len(spec.Capabilities) == 0 {
+		spec.Capabilities = []platformv1alpha1.CapabilityKind{postgresKind}
 	}
-	if err := c.Create(ctx, rt); err != nil {
-		t.Fatalf("failed to create runtime %s: %v", name, err)
-	}
-	now := metav1.Now()
-	rt.Status.LastHeartbeatTime = &now
-	meta.SetStatusCondition(&rt.Status.Conditions, metav1.Condition{
-		Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: platformv1alpha1.ReasonHeartbeatFresh, Message: "reported by the test",
-	})
-	if err := c.Status().Update(ctx, rt); err != nil {
-		t.Fatalf("failed to report runtime %s ready: %v", name, err)
-	}
+	p.AddRuntimeWith(t, name, nil, spec)
 }
 
 // resourceList builds a ResourceList from name, quantity pairs.

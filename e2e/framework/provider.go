@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hostingv1alpha1 "github.com/msp-dev/msp/apis/hosting/v1alpha1"
@@ -202,30 +203,42 @@ type RuntimeSpec struct {
 // with a fresh heartbeat, as its servicelet would.
 func (p *Provider) AddRuntime(t testing.TB, spec RuntimeSpec) *platformv1alpha1.ServiceRuntime {
 	t.Helper()
-	ctx := context.Background()
-	c := p.Client(t)
-	rt := &platformv1alpha1.ServiceRuntime{
-		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Labels: spec.Labels},
-		Spec: platformv1alpha1.ServiceRuntimeSpec{
-			Location:     platformv1alpha1.Location{Region: spec.Region, Country: spec.Country, Zone: spec.Zone},
-			Capabilities: []platformv1alpha1.CapabilityKind{{Group: "postgres.msp.dev", Kind: "PostgresDatabase"}},
-			Taints:       spec.Taints,
-		},
+	rt := platformv1alpha1.ServiceRuntimeSpec{
+		Location:     platformv1alpha1.Location{Region: spec.Region, Country: spec.Country, Zone: spec.Zone},
+		Capabilities: []platformv1alpha1.CapabilityKind{{Group: "postgres.msp.dev", Kind: "PostgresDatabase"}},
+		Taints:       spec.Taints,
 	}
 	if spec.Capabilities > 0 {
-		rt.Spec.Capacity = corev1.ResourceList{platformv1alpha1.ResourceCapabilities: *resource.NewQuantity(spec.Capabilities, resource.DecimalSI)}
+		rt.Capacity = corev1.ResourceList{platformv1alpha1.ResourceCapabilities: *resource.NewQuantity(spec.Capabilities, resource.DecimalSI)}
 	}
+	return p.AddRuntimeWith(t, spec.Name, spec.Labels, rt)
+}
+
+// AddRuntimeWith registers a ServiceRuntime with any spec and reports it Ready with a
+// fresh heartbeat, as its servicelet would. A running coordinator's runtime guard adds
+// its finalizer meanwhile, so the report is retried on a conflict.
+func (p *Provider) AddRuntimeWith(t testing.TB, name string, labels map[string]string, spec platformv1alpha1.ServiceRuntimeSpec) *platformv1alpha1.ServiceRuntime {
+	t.Helper()
+	ctx := context.Background()
+	c := p.Client(t)
+	rt := &platformv1alpha1.ServiceRuntime{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Spec: spec}
 	if err := c.Create(ctx, rt); err != nil {
-		t.Fatalf("failed to create runtime %s: %v", spec.Name, err)
+		t.Fatalf("failed to create runtime %s: %v", name, err)
 	}
-	now := metav1.Now()
-	rt.Status.LastHeartbeatTime = &now
-	meta.SetStatusCondition(&rt.Status.Conditions, metav1.Condition{
-		Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: platformv1alpha1.ReasonHeartbeatFresh, Message: "reported by the test",
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(rt), rt); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		rt.Status.LastHeartbeatTime = &now
+		meta.SetStatusCondition(&rt.Status.Conditions, metav1.Condition{
+			Type: platformv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+			Reason: platformv1alpha1.ReasonHeartbeatFresh, Message: "reported by the test",
+		})
+		return c.Status().Update(ctx, rt)
 	})
-	if err := c.Status().Update(ctx, rt); err != nil {
-		t.Fatalf("failed to report runtime %s ready: %v", spec.Name, err)
+	if err != nil {
+		t.Fatalf("failed to report runtime %s ready: %v", name, err)
 	}
 	return rt
 }
