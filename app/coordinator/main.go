@@ -80,6 +80,8 @@ func run(ctx context.Context, p Provider, opts *options, servicelet string, logg
 	if err != nil {
 		return err
 	}
+	// Long-running: ride out a restart of kcp (see kcpconfig.Patient).
+	cfg = kcpconfig.Patient(cfg, kcpconfig.DefaultPatience)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	providerCfg := kcpconfig.ForWorkspace(cfg, opts.Workspace)
 	var access *runtimemanager.ServiceletAccess

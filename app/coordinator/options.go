@@ -105,7 +105,7 @@ func (o *options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Run as one of several replicas: only the holder of a Lease in the provider workspace is active.")
 	fs.BoolVar(&o.ShardWorkspaces, "shard-workspaces", o.ShardWorkspaces, "Run as one of several active replicas: they split the tenant workspaces between them (rendezvous hashing over their Leases in the provider workspace), reserve room on a runtime's twin before placing a capability there, and elect one to run the runtime manager. Excludes --leader-elect.")
 	fs.BoolVar(&o.ShardLocality, "shard-locality", o.ShardLocality, "Keep a capability in the region of its workspace's kcp shard: only runtimes of that region fit. The regions come from the provider workspace's APIExportEndpointSlices labelled platform.msp.dev/region (each with a Partition of that region's shards).")
-	fs.StringVar(&o.ReplicaID, "replica-id", o.ReplicaID, "This replica's name among the others with --shard-workspaces (default: the host name and a random suffix).")
+	fs.StringVar(&o.ReplicaID, "replica-id", o.ReplicaID, "This replica's name among the others, unique among the live ones (a pod's name is): with --shard-workspaces (default: the host name and a random suffix), and with --leader-elect its identity in the Lease, so that it takes the Lease back at once when it is started again after a crash.")
 	fs.DurationVar(&o.PeerLease, "replica-lease-duration", o.PeerLease, "With --shard-workspaces: how long a replica that stopped renewing its Lease keeps its workspaces before the others take them over (default 15s).")
 }
 

@@ -102,6 +102,8 @@ func run(ctx context.Context, p Provider, opts *options, log logr.Logger) error 
 	if err != nil {
 		return err
 	}
+	// Long-running: ride out a restart of kcp (see kcpconfig.Patient).
+	cfg = kcpconfig.Patient(cfg, kcpconfig.DefaultPatience)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	providerCfg := kcpconfig.ForWorkspace(cfg, opts.Workspace)
 

@@ -36,6 +36,8 @@ func run(ctx context.Context, opts *options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Long-running: ride out a restart of kcp (see kcpconfig.Patient).
+	cfg = kcpconfig.Patient(cfg, kcpconfig.DefaultPatience)
 	// The admission webhook must know the front door's own user; kcp may be down at
 	// start, so keep asking.
 	var self string

@@ -127,7 +127,8 @@ func startProvider(ctx context.Context, server *launcher.Server, cfg *rest.Confi
 	fmt.Printf("Front door of %s on %s (log: %s)\n", ws, ids.FrontDoorURL, frontDoor.log)
 
 	coordinatorArgs := ids.Coordinator()
-	coordinatorArgs.MetricsAddr, coordinatorArgs.LeaderElect = "127.0.0.1:0", true
+	// A stable name: started again after a crash, it takes its Lease back at once.
+	coordinatorArgs.MetricsAddr, coordinatorArgs.LeaderElect, coordinatorArgs.ReplicaID = "127.0.0.1:0", true, "msp-local"
 	coordinator, err := startProcess(home, "coordinator-"+lp.name, lp.coordinator, coordinatorArgs.Args()...)
 	if err != nil {
 		return procs, err

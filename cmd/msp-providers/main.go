@@ -59,6 +59,8 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	// Long-running: ride out a restart of kcp (see kcpconfig.Patient).
+	cfg = kcpconfig.Patient(cfg, kcpconfig.DefaultPatience)
 	base := kcpconfig.Base(cfg)
 	base.QPS, base.Burst = 50, 100
 	httpClient, err := rest.HTTPClientFor(base)

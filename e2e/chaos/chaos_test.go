@@ -108,6 +108,7 @@ type fault struct {
 	// filled in by the run
 	started, recovered time.Time
 	converged          time.Duration // from recovered until every capability older than it converged; -1: not within the wait
+	done               chan struct{} // closed once converged is known
 }
 
 // schedule draws the faults from the seed: one every faultEvery (±30%), every kind in
@@ -146,6 +147,10 @@ func schedule(c config, rng *rand.Rand, runtimes, pgRuntimes []string) []*fault 
 	return out
 }
 
+// faultSettle is the longest a fault waits for the platform to converge from the one
+// before it.
+const faultSettle = 90 * time.Second
+
 // heartbeatTimeout is the coordinator's: a paused servicelet's runtime turns not Ready.
 const heartbeatTimeout = 15 * time.Second
 
@@ -158,6 +163,7 @@ type record struct {
 	created   time.Time
 	deleteAt  time.Time // when the run deleted it; zero: not deleted
 	readyAt   time.Time // first seen Ready
+	lastReady time.Time // last seen Ready
 	goneAt    time.Time // first seen gone
 	runtimes  []string  // distinct runtimes it was seen assigned to, in order
 	ready     bool      // Ready, observed generation current
@@ -194,8 +200,10 @@ func (l *ledger) snapshot() []*record {
 	return out
 }
 
-// converged tells whether every capability created before since is Ready (live) or gone
-// (deleted before since).
+// converged tells whether every capability created before since has been seen Ready since
+// (live) or gone (deleted before since): the platform caught up with everything that
+// happened before. What a later fault or the churn does to it afterwards is that
+// fault's, or the churn's.
 func (l *ledger) converged(before time.Time) (bool, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -212,7 +220,7 @@ func (l *ledger) converged(before time.Time) (bool, string) {
 				example = r.key() + " not gone"
 			}
 		case r.deleteAt.IsZero() || r.deleteAt.After(before):
-			if !r.ready && r.goneAt.IsZero() {
+			if !r.lastReady.After(before) && r.goneAt.IsZero() {
 				waiting++
 				example = r.key() + " not Ready"
 			}
@@ -257,6 +265,9 @@ func (l *ledger) observe(ctx context.Context, tenants []client.Client) error {
 		r.ready = meta.IsStatusConditionTrue(db.Status.Conditions, platformv1alpha1.ConditionReady) && db.Status.ObservedGeneration == db.Generation
 		if r.ready && r.readyAt.IsZero() {
 			r.readyAt = now
+		}
+		if r.ready {
+			r.lastReady = now
 		}
 		if db.Status.ConnectionSecretRef != nil {
 			r.secret = db.Status.ConnectionSecretRef.Name
@@ -325,7 +336,8 @@ func TestChaos(t *testing.T) {
 	}
 	localDir := t.TempDir()
 	startCoordinator := func() *framework.Coordinator {
-		return p.StartCoordinatorWith(t, launch.Coordinator{LeaderElect: true, HeartbeatTimeout: heartbeatTimeout, RuntimeManager: &launch.RuntimeManager{
+		// Started again under the same name, as a pod's container is after a crash.
+		return p.StartCoordinatorWith(t, launch.Coordinator{LeaderElect: true, ReplicaID: "coordinator-0", HeartbeatTimeout: heartbeatTimeout, RuntimeManager: &launch.RuntimeManager{
 			Interval: time.Second, Cooldown: 5 * time.Second, LocalDir: localDir, LocalDriver: "test",
 			ServiceletArgs: []string{"--heartbeat-interval=2s"},
 		}})
@@ -444,6 +456,9 @@ func TestChaos(t *testing.T) {
 
 	// The churn, with the faults on their schedule.
 	churnStart := time.Now()
+	// The churn goes on until the last fault was injected, at least for churnFor.
+	var faultsLeft atomic.Bool
+	faultsLeft.Store(len(faults) > 0)
 	var ops map[string]int = map[string]int{}
 	var opsMu sync.Mutex
 	wg.Add(1)
@@ -451,7 +466,7 @@ func TestChaos(t *testing.T) {
 		defer wg.Done()
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		for time.Since(churnStart) < cfg.churnFor {
+		for time.Since(churnStart) < cfg.churnFor || faultsLeft.Load() {
 			<-tick.C
 			seqMu.Lock()
 			dice := rng.Intn(10)
@@ -490,9 +505,17 @@ func TestChaos(t *testing.T) {
 		byName[rt.name] = rt
 	}
 	var convWG sync.WaitGroup
-	for _, f := range faults {
+	for i, f := range faults {
 		if wait := time.Until(churnStart.Add(f.At)); wait > 0 {
 			time.Sleep(wait)
+		}
+		// Each fault on a platform that converged from the one before (or 90s after it),
+		// so that every figure is its own fault's.
+		if i > 0 {
+			select {
+			case <-faults[i-1].done:
+			case <-time.After(time.Until(faults[i-1].recovered.Add(faultSettle))):
+			}
 		}
 		f.started = time.Now()
 		t.Logf("fault at +%s: %s (%s, hold %s)", time.Since(churnStart).Round(time.Second), f.Kind, f.Target, f.Hold)
@@ -550,9 +573,11 @@ func TestChaos(t *testing.T) {
 			second.Kill()
 		}
 		f.recovered = time.Now()
+		f.done = make(chan struct{})
 		convWG.Add(1)
 		go func(f *fault) {
 			defer convWG.Done()
+			defer close(f.done)
 			f.converged = -1
 			deadline := f.recovered.Add(5 * time.Minute)
 			for time.Now().Before(deadline) {
@@ -564,6 +589,7 @@ func TestChaos(t *testing.T) {
 			}
 		}(f)
 	}
+	faultsLeft.Store(false)
 	wg.Wait()
 	lastFault := churnStart
 	if len(faults) > 0 {

@@ -273,7 +273,7 @@ func (p *Provider) StartCoordinatorWith(t testing.TB, opts launch.Coordinator) *
 	if opts.HeartbeatTimeout > 0 {
 		c.HeartbeatTimeout = opts.HeartbeatTimeout
 	}
-	c.PprofAddr, c.LeaderElect, c.RuntimeManager = opts.PprofAddr, opts.LeaderElect, opts.RuntimeManager
+	c.PprofAddr, c.LeaderElect, c.ReplicaID, c.RuntimeManager = opts.PprofAddr, opts.LeaderElect, opts.ReplicaID, opts.RuntimeManager
 	// Extra flags for every coordinator, e.g. MSP_E2E_COORDINATOR_ARGS=--pprof-bind-address=127.0.0.1:6060
 	c.Extra = append(opts.Extra, strings.Fields(os.Getenv("MSP_E2E_COORDINATOR_ARGS"))...)
 	co := &Coordinator{

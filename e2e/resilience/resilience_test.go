@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +17,7 @@ import (
 	postgresv1alpha1 "github.com/msp-dev/msp/apis/postgres/v1alpha1"
 	"github.com/msp-dev/msp/e2e/framework"
 	"github.com/msp-dev/msp/pkg/servicelet/testdriver"
+	"github.com/msp-dev/msp/sdk/launch"
 )
 
 func TestMain(m *testing.M) { framework.Main(m) }
@@ -76,4 +78,53 @@ func TestPlatformSurvivesKCPRestart(t *testing.T) {
 		cond := meta.FindStatusCondition(rt.Status.Conditions, platformv1alpha1.ConditionReady)
 		return cond != nil && cond.Status == metav1.ConditionTrue && rt.Status.LastHeartbeatTime.After(reconnected), fmt.Sprintf("%+v", cond), nil
 	})
+}
+
+// A coordinator killed with SIGKILL and started again under the same --replica-id (a
+// pod's container restarted after a crash) takes its leader Lease back at once: it
+// places a new capability before the Lease the dead process held would have run out.
+func TestRestartedCoordinatorTakesItsLeaseBack(t *testing.T) {
+	env := framework.Current(t)
+	p := env.NewProvider(t)
+	opts := launch.Coordinator{LeaderElect: true, ReplicaID: "coordinator-0"}
+	co := p.StartCoordinatorWith(t, opts)
+	p.StartServicelet(t, framework.ServiceletSpec{Runtime: "local-1", Region: "eu-de", Country: "DE"})
+	c := p.NewTenant(t).Client(t)
+	pc := p.Client(t)
+	ctx := context.Background()
+
+	first := &postgresv1alpha1.PostgresDatabase{ObjectMeta: metav1.ObjectMeta{Name: "first", Namespace: "default"}}
+	if err := c.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	ready(t, c, "first", time.Minute)
+
+	co.Kill()
+	lease := &coordinationv1.Lease{}
+	if err := pc.Get(ctx, client.ObjectKey{Namespace: "default", Name: "msp-coordinator-" + p.Export}, lease); err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "coordinator-0" {
+		t.Fatalf("the Lease is held by %v, want coordinator-0", lease.Spec.HolderIdentity)
+	}
+	expires := lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
+	t.Logf("the killed coordinator's Lease runs out at %s", expires.Format(time.RFC3339Nano))
+
+	p.StartCoordinatorWith(t, opts)
+	second := &postgresv1alpha1.PostgresDatabase{ObjectMeta: metav1.ObjectMeta{Name: "second", Namespace: "default"}}
+	if err := c.Create(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, time.Minute, "second to be placed", func(ctx context.Context) (bool, string, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(second), second); err != nil {
+			return false, "", err
+		}
+		return second.Spec.RuntimeName != "", "not placed yet", nil
+	})
+	placed := time.Now()
+	t.Logf("second placed %s before the old Lease would have run out", expires.Sub(placed).Round(100*time.Millisecond))
+	if !placed.Before(expires) {
+		t.Errorf("second was placed at %s, after the killed coordinator's Lease ran out (%s): the restarted one waited for it", placed.Format(time.RFC3339Nano), expires.Format(time.RFC3339Nano))
+	}
+	ready(t, c, "second", time.Minute)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -81,8 +82,11 @@ type Options struct {
 	// place a capability on it (scheduler.Reservations), and elect one of them to run
 	// the runtime manager. It replaces LeaderElection.
 	ShardWorkspaces bool
-	// ReplicaID names this replica among the others. Defaults to the host name and a
-	// random suffix.
+	// ReplicaID names this replica among the others. With ShardWorkspaces it defaults to
+	// the host name and a random suffix. With LeaderElection it is the identity in the
+	// Lease, when set: a replica restarted under the same name (a pod's container after a
+	// crash) takes its Lease back at once instead of waiting for it to expire. It must be
+	// unique among the live replicas (a pod's name is).
 	ReplicaID string
 	// PeerLeaseDuration is how long a replica that stopped renewing its Lease keeps its
 	// workspaces before the others take them over. Defaults to 15s.
@@ -197,6 +201,12 @@ func Run(ctx context.Context, opts Options) error {
 		mcOpts = append(mcOpts, mcmanager.WithCoordinator(shards))
 		opts.Log.Info("sharing the tenant workspaces with the other active replicas", "replica", opts.ReplicaID, "leaseDuration", opts.PeerLeaseDuration.String())
 	}
+	var leaderLock resourcelock.Interface
+	if opts.LeaderElection && opts.ReplicaID != "" {
+		if leaderLock, err = newLeaderLock(opts.Config, "msp-coordinator-"+opts.Export, opts.ReplicaID); err != nil {
+			return err
+		}
+	}
 	mgr, err := mcmanager.New(opts.Config, provider, manager.Options{
 		Scheme:                  scheme,
 		Cache:                   cache.Options{DefaultTransform: pruneForCache},
@@ -206,6 +216,10 @@ func Run(ctx context.Context, opts Options) error {
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "msp-coordinator-" + opts.Export,
 		LeaderElectionNamespace: "default",
+		// Run returns (and the process exits) once the manager has stopped: a stopped
+		// leader hands its Lease over instead of making the next one wait it out.
+		LeaderElectionReleaseOnCancel:       true,
+		LeaderElectionResourceLockInterface: leaderLock,
 	}, mcOpts...)
 	if err != nil {
 		return fmt.Errorf("failed to create the manager: %w", err)

@@ -32,7 +32,7 @@ func (l *leaderOnly) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, "default", l.lease, cs.CoreV1(), cs.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: l.identity})
+	lock, err := newLeaderLockFor(cs, l.lease, l.identity)
 	if err != nil {
 		return err
 	}
@@ -52,4 +52,21 @@ func (l *leaderOnly) Start(ctx context.Context) error {
 		})
 	}
 	return nil
+}
+
+// newLeaderLock is the Lease lock named lease in the provider workspace's default
+// namespace, held as identity.
+func newLeaderLock(config *rest.Config, lease, identity string) (resourcelock.Interface, error) {
+	// A hung request must not outlast the renew deadline (controller-runtime's 10s).
+	config = rest.CopyConfig(config)
+	config.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(rest.AddUserAgent(config, "leader-election"))
+	if err != nil {
+		return nil, err
+	}
+	return newLeaderLockFor(cs, lease, identity)
+}
+
+func newLeaderLockFor(cs kubernetes.Interface, lease, identity string) (resourcelock.Interface, error) {
+	return resourcelock.New(resourcelock.LeasesResourceLock, "default", lease, cs.CoreV1(), cs.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity})
 }

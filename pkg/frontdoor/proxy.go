@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
+	"github.com/msp-dev/msp/pkg/kcpconfig"
 )
 
 // maxBodyBytes bounds the request bodies the front door reads; kcp's objects are at most
@@ -294,8 +295,13 @@ func (f *FrontDoor) proxyError(w http.ResponseWriter, r *http.Request, err error
 		writeStatus(w, http.StatusUnauthorized, "msp front door: the servicelet's ServiceAccount was deleted or replaced: it is revoked")
 	case r.Context().Err() != nil:
 		// The servicelet went away; nobody is listening.
-	default:
+	case kcpconfig.NotSent(err):
+		// Nothing reached kcp: the servicelet's client may send it again, writes too.
 		f.log.Info("cannot reach kcp", "path", r.URL.Path, "err", err.Error())
+		w.Header().Set("Retry-After", "1")
+		writeStatus(w, http.StatusServiceUnavailable, "msp front door: cannot reach kcp ("+err.Error()+"); nothing was sent, retry")
+	default:
+		f.log.Info("lost kcp's answer", "path", r.URL.Path, "err", err.Error())
 		writeStatus(w, http.StatusBadGateway, "msp front door: cannot reach kcp ("+err.Error()+"); retry later")
 	}
 }

@@ -171,6 +171,27 @@ func TestProxyForwardsWithItsOwnCredential(t *testing.T) {
 	}
 }
 
+// kcp unreachable (restarting): nothing was sent, so the front door tells the
+// servicelet's client to send it again (client-go honours Retry-After for writes too).
+func TestProxySaysRetryWhenKCPIsUnreachable(t *testing.T) {
+	f, _, _, srv := newTestFrontDoor(t)
+	st := f.state.Load()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	downURL, _ := url.Parse(down.URL)
+	st.routes.routes[""].base = downURL
+	st.routes.kcp = downURL
+	proxy, err := f.newProxy(downURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.proxy = proxy
+	resp, body := do(t, srv, "GET", "/clusters/"+testWorkspace+"/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/"+testExport, "good", "", nil)
+	if st := readStatus(t, body); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !strings.Contains(st.Message, "nothing was sent") {
+		t.Errorf("kcp unreachable: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
 func TestProxyRefusals(t *testing.T) {
 	_, kcp, view, srv := newTestFrontDoor(t)
 	secrets := vw + "/clusters/*/api/v1/secrets"

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 
 	platformv1alpha1 "github.com/msp-dev/msp/apis/platform/v1alpha1"
 	"github.com/msp-dev/msp/pkg/conditions"
@@ -473,14 +474,34 @@ func (w *docWriter) ensureFinalizer(ctx context.Context) error {
 	return w.patchFinalizers(ctx, append(w.obj.GetFinalizers(), platformv1alpha1.FinalizerServicelet))
 }
 
+// removeFinalizer lets the document go. The document may have changed since it was read
+// (a condition, another owner's finalizer): then it is read again and the finalizer
+// removed from that, rather than the whole deletion run again on the runtime.
 func (w *docWriter) removeFinalizer(ctx context.Context) error {
-	var keep []string
-	for _, f := range w.obj.GetFinalizers() {
-		if f != platformv1alpha1.FinalizerServicelet {
-			keep = append(keep, f)
+	again := false
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if again {
+			fresh, err := w.client.Resource(w.gvr).Namespace(w.obj.GetNamespace()).Get(ctx, w.obj.GetName(), metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			w.obj = fresh
+			if !w.hasFinalizer() {
+				return nil
+			}
 		}
-	}
-	return w.patchFinalizers(ctx, keep)
+		again = true
+		var keep []string
+		for _, f := range w.obj.GetFinalizers() {
+			if f != platformv1alpha1.FinalizerServicelet {
+				keep = append(keep, f)
+			}
+		}
+		return w.patchFinalizers(ctx, keep)
+	})
 }
 
 // patchFinalizers replaces the finalizer list, guarded by the resourceVersion it was

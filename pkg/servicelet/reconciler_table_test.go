@@ -971,6 +971,27 @@ func TestReconcileDeletion(t *testing.T) {
 			wantSecret:     owned(dbDetails),
 		},
 		{
+			name:    "the document changed while it was deleted: read again, the finalizer goes, Delete ran once",
+			doc:     newDoc(inLine(), deleting(), withFinalizers(otherFinalizer, platformv1alpha1.FinalizerServicelet)),
+			secrets: []*unstructured.Unstructured{ownSecret(dbDetails)},
+			setup: func(s *fakeStore) {
+				conflicted := false
+				s.client.PrependReactor("patch", "postgresdatabases", func(a clienttesting.Action) (bool, runtime.Object, error) {
+					if conflicted || a.(clienttesting.PatchAction).GetPatchType() != types.MergePatchType {
+						return false, nil, nil
+					}
+					conflicted = true
+					return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "postgres.msp.dev", Resource: "postgresdatabases"}, "orders", errors.New("the object has been modified"))
+				})
+			},
+			wantCalls:      []string{fake.MethodDelete, fake.MethodObserve},
+			wantWrites:     []string{"delete secrets", "patch postgresdatabases", "patch postgresdatabases"},
+			wantFinalizers: []string{otherFinalizer},
+			wantConditions: []metav1.Condition{scheduledCond, since(readyAvailable, earlier), since(syncedOK, earlier)},
+			wantSecretRef:  testSecret,
+			wantEvents:     []event{{corev1.EventTypeNormal, EventDeleted, "deleted from runtime rt-a"}},
+		},
+		{
 			name:           "Delete fails: the finalizer and the Secret stay, a generic message",
 			doc:            newDoc(managed, inLine(), deleting()),
 			secrets:        []*unstructured.Unstructured{ownSecret(dbDetails)},

@@ -17,6 +17,9 @@ type Coordinator struct {
 	HeartbeatTimeout time.Duration
 	// LeaderElect: --leader-elect.
 	LeaderElect bool
+	// ReplicaID: --replica-id, this replica's name; with LeaderElect, a replica started
+	// again under the same name takes its Lease back at once.
+	ReplicaID string
 	// RuntimeManager, when set, runs the runtime manager with its procurement drivers.
 	RuntimeManager *RuntimeManager
 	// Extra are appended as they are: the provider's own flags, others.
@@ -60,6 +63,7 @@ func (c Coordinator) Args() []string {
 	if c.LeaderElect {
 		out = append(out, "--leader-elect")
 	}
+	add("--replica-id", c.ReplicaID)
 	if m := c.RuntimeManager; m != nil {
 		out = append(out, "--runtime-manager")
 		if m.Interval > 0 {

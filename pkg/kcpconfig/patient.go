@@ -1,0 +1,130 @@
+package kcpconfig
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// DefaultPatience is how long a long-running component's request waits for kcp to come
+// back (see Patient): longer than a restart of kcp on its data takes, shorter than
+// controller-runtime's renew deadline times three.
+const DefaultPatience = 30 * time.Second
+
+// Patient returns a copy of cfg whose requests ride out a short kcp outage (a restart)
+// instead of failing at once. Failing at once is what makes a restart expensive: each
+// failed list or watch doubles client-go's reflector backoff (up to 30–60s), and each
+// failed reconcile doubles its item's workqueue backoff, so components come back long
+// after kcp did. A patient request is tried again every half second, for at most
+// patience and while its context lasts:
+//
+//   - any request kcp never received (the connection was refused: nothing was sent);
+//   - a read (GET, HEAD) that failed on the way or that kcp answered 502, 503 or 504;
+//   - any request kcp refused with 403 shortly after it could not be reached: a
+//     restarted kcp denies bound resources for a few seconds while its authorization
+//     caches fill; a refusal changed nothing, so trying again is safe.
+//
+// A write that may have reached kcp is never sent twice. A request with a body is tried
+// again only when it can be rewound (GetBody); client-go's requests can.
+func Patient(cfg *rest.Config, patience time.Duration) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return &patientTransport{next: rt, patience: patience, pause: 500 * time.Millisecond}
+	})
+	return c
+}
+
+type patientTransport struct {
+	next            http.RoundTripper
+	patience, pause time.Duration
+
+	mu sync.Mutex
+	// unreachable is when kcp last could not be reached.
+	unreachable time.Time
+}
+
+func (p *patientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	attempt := req
+	for {
+		resp, err := p.next.RoundTrip(attempt)
+		if !p.again(req, resp, err) || time.Since(start)+p.pause > p.patience {
+			return resp, err
+		}
+		next, ok := rewind(req)
+		if !ok {
+			return resp, err
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			_ = resp.Body.Close()
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(p.pause):
+		}
+		attempt = next
+	}
+}
+
+// again tells whether the answer (resp or err) to req is one to try again.
+func (p *patientTransport) again(req *http.Request, resp *http.Response, err error) bool {
+	read := req.Method == http.MethodGet || req.Method == http.MethodHead
+	now := time.Now()
+	if err != nil {
+		if req.Context().Err() != nil {
+			return false
+		}
+		if NotSent(err) || read {
+			p.mu.Lock()
+			p.unreachable = now
+			p.mu.Unlock()
+			return true
+		}
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return read && resp.Header.Get("Retry-After") == ""
+	case http.StatusForbidden:
+		p.mu.Lock()
+		recent := !p.unreachable.IsZero() && now.Sub(p.unreachable) < p.patience
+		p.mu.Unlock()
+		return recent
+	}
+	return false
+}
+
+// NotSent tells whether err means the request never left: the connection to kcp could
+// not be made.
+func NotSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// rewind returns a copy of req to send again, with its body read anew.
+func rewind(req *http.Request) (*http.Request, bool) {
+	out := req.Clone(req.Context())
+	if req.Body == nil || req.Body == http.NoBody {
+		return out, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	out.Body = body
+	return out, true
+}
