@@ -46,7 +46,14 @@ type CA struct {
 // LoadOrCreateCA reads the CA in dir, creating it (and dir) on first use. The key never
 // leaves the folder; only the bootstrap, which issues the identities, reads it.
 func LoadOrCreateCA(dir string) (*CA, error) {
-	certFile, keyFile := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)
+	return LoadOrCreateCAFiles(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile), "msp components CA")
+}
+
+// LoadOrCreateCAFiles reads the CA in certFile and keyFile, creating both (and their
+// folder, 0700) when either is missing, with commonName as its subject. It is for a CA
+// whose files a caller names itself, such as the serving CA of a sharded kcp; a CA once
+// created is loaded on every later start, so that what it signed earlier stays trusted.
+func LoadOrCreateCAFiles(certFile, keyFile, commonName string) (*CA, error) {
 	certPEM, certErr := os.ReadFile(certFile)
 	keyPEM, keyErr := os.ReadFile(keyFile)
 	if certErr == nil && keyErr == nil {
@@ -55,9 +62,6 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	if !errors.Is(certErr, os.ErrNotExist) && certErr != nil {
 		return nil, certErr
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -65,7 +69,7 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "msp components CA"},
+		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(caLifetime),
 		IsCA:                  true,
@@ -76,36 +80,41 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	certPEM, keyPEM, err = encodePair(der, key)
 	if err != nil {
 		return nil, err
 	}
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+	if err := writePair(certFile, keyFile, certPEM, keyPEM); err != nil {
 		return nil, err
 	}
 	return parseCA(certPEM, keyPEM, certFile)
 }
 
 func parseCA(certPEM, keyPEM []byte, certFile string) (*CA, error) {
+	cert, key, err := parsePair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %s: %w", certFile, err)
+	}
+	return &CA{cert: cert, key: key, certPEM: certPEM, CertFile: certFile}, nil
+}
+
+// parsePair reads a PEM certificate and its PEM EC key, as issue and
+// LoadOrCreateCAFiles write them.
+func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	if cb == nil || kb == nil {
-		return nil, fmt.Errorf("identity: %s or its key is not PEM", certFile)
+		return nil, nil, errors.New("the certificate or its key is not PEM")
 	}
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key, err := x509.ParseECPrivateKey(kb.Bytes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &CA{cert: cert, key: key, certPEM: certPEM, CertFile: certFile}, nil
+	return cert, key, nil
 }
 
 // CertPEM is the CA's certificate, for trust bundles.
@@ -151,12 +160,83 @@ func (ca *CA) issue(tmpl *x509.Certificate, ttl time.Duration) ([]byte, []byte, 
 	if err != nil {
 		return nil, nil, err
 	}
+	return encodePair(der, key)
+}
+
+// EnsureClientFiles makes sure certFile and keyFile hold a client certificate of this CA
+// for user in groups (see IssueClient). A pair already there is kept while this CA signed
+// it and it does not expire within renewBefore, so that a data folder kept between starts
+// keeps its credentials (and the kubeconfigs that embed them); otherwise a certificate
+// valid for ttl is issued and written.
+func (ca *CA) EnsureClientFiles(certFile, keyFile, user string, groups []string, ttl, renewBefore time.Duration) error {
+	if ca.keeps(certFile, keyFile, renewBefore) {
+		return nil
+	}
+	certPEM, keyPEM, err := ca.IssueClient(user, groups, ttl)
+	if err != nil {
+		return err
+	}
+	return writePair(certFile, keyFile, certPEM, keyPEM)
+}
+
+// EnsureServingFiles makes sure certFile and keyFile hold a serving certificate of this
+// CA for hosts (see IssueServing), kept and issued again as EnsureClientFiles does.
+func (ca *CA) EnsureServingFiles(certFile, keyFile string, hosts []string, ttl, renewBefore time.Duration) error {
+	if ca.keeps(certFile, keyFile, renewBefore) {
+		return nil
+	}
+	certPEM, keyPEM, err := ca.IssueServing(hosts, ttl)
+	if err != nil {
+		return err
+	}
+	return writePair(certFile, keyFile, certPEM, keyPEM)
+}
+
+// keeps says whether certFile and keyFile are a matching certificate and key that this CA
+// signed and that stay valid for longer than renewBefore. A pair of another CA (its CA
+// deleted and created again) is no longer trusted, and one about to expire would fail
+// while the processes that use it run, so either is issued again. The names in the
+// certificate are not compared with the ones asked for: a caller that changes a user, its
+// groups or the hosts removes the files (or names new ones) to have them issued again.
+func (ca *CA) keeps(certFile, keyFile string, renewBefore time.Duration) bool {
+	certPEM, certErr := os.ReadFile(certFile)
+	keyPEM, keyErr := os.ReadFile(keyFile)
+	if certErr != nil || keyErr != nil {
+		return false
+	}
+	cert, key, err := parsePair(certPEM, keyPEM)
+	if err != nil || !key.PublicKey.Equal(cert.PublicKey) {
+		return false
+	}
+	if cert.CheckSignatureFrom(ca.cert) != nil {
+		return false
+	}
+	return time.Until(cert.NotAfter) > renewBefore
+}
+
+// encodePair is the PEM form of a certificate and its key, as kcp and kubeconfigs read it.
+func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// writePair writes the key (0600, only its owner may read it) before the certificate
+// (0644), so that a certificate on disk never names a key that is not there yet; the
+// folders are created 0700 where missing.
+func writePair(certFile, keyFile string, certPEM, keyPEM []byte) error {
+	for _, dir := range []string{filepath.Dir(keyFile), filepath.Dir(certFile)} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certFile, certPEM, 0o644)
 }
 
 func serial() *big.Int {

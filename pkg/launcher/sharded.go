@@ -406,11 +406,11 @@ func (s *Server) writePKI(ca *identity.CA) error {
 		externalLogicalClusterAdminKubeconf: filepath.Join(dir, "external-logical-cluster-admin.kubeconfig"),
 	}
 	s.sh.pki = f
-	servingCA, err := ensureCA(f.servingCA, filepath.Join(dir, "serving-ca.key"), "msp local kcp serving CA")
+	servingCA, err := identity.LoadOrCreateCAFiles(f.servingCA, filepath.Join(dir, "serving-ca.key"), "msp local kcp serving CA")
 	if err != nil {
 		return fmt.Errorf("launcher: serving CA: %w", err)
 	}
-	rhCA, err := ensureCA(f.requestHeaderCA, filepath.Join(dir, "requestheader-ca.key"), "msp local kcp front-proxy request-header CA")
+	rhCA, err := identity.LoadOrCreateCAFiles(f.requestHeaderCA, filepath.Join(dir, "requestheader-ca.key"), "msp local kcp front-proxy request-header CA")
 	if err != nil {
 		return fmt.Errorf("launcher: request-header CA: %w", err)
 	}
@@ -426,12 +426,12 @@ func (s *Server) writePKI(ca *identity.CA) error {
 	}
 	for _, n := range names {
 		cert, key := f.serving(n)
-		if err := servingCA.ensureServing(cert, key, hosts); err != nil {
+		if err := servingCA.EnsureServingFiles(cert, key, hosts, leafValidity, leafRenewBefore); err != nil {
 			return fmt.Errorf("launcher: serving certificate of %s: %w", n, err)
 		}
 	}
-	if err := rhCA.ensureClient(f.proxyClientCert, f.proxyClientKey, frontProxyClientName, nil); err != nil {
-		return err
+	if err := rhCA.EnsureClientFiles(f.proxyClientCert, f.proxyClientKey, frontProxyClientName, nil, leafValidity, leafRenewBefore); err != nil {
+		return fmt.Errorf("launcher: front proxy's request-header certificate: %w", err)
 	}
 	// Identities of msp's CA, which every shard and the front proxy trust.
 	clients := []struct {
@@ -446,18 +446,8 @@ func (s *Server) writePKI(ca *identity.CA) error {
 	}
 	for _, c := range clients {
 		cert, key := filepath.Join(dir, c.file+".crt"), filepath.Join(dir, c.file+".key")
-		if signedByCA(cert, key, ca.CertFile) {
-			continue
-		}
-		certPEM, keyPEM, err := ca.IssueClient(c.user, c.groups, leafValidity)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
-			return err
-		}
-		if err := os.WriteFile(cert, certPEM, 0o644); err != nil {
-			return err
+		if err := ca.EnsureClientFiles(cert, key, c.user, c.groups, leafValidity, leafRenewBefore); err != nil {
+			return fmt.Errorf("launcher: client certificate %s: %w", c.file, err)
 		}
 	}
 	if err := ensureServiceAccountKey(f.serviceAccountKey); err != nil {
