@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -169,7 +170,10 @@ func (ca *CA) issue(tmpl *x509.Certificate, ttl time.Duration) ([]byte, []byte, 
 // keeps its credentials (and the kubeconfigs that embed them); otherwise a certificate
 // valid for ttl is issued and written.
 func (ca *CA) EnsureClientFiles(certFile, keyFile, user string, groups []string, ttl, renewBefore time.Duration) error {
-	if ca.keeps(certFile, keyFile, renewBefore) {
+	same := func(cert *x509.Certificate) bool {
+		return cert.Subject.CommonName == user && slices.Equal(cert.Subject.Organization, groups)
+	}
+	if ca.keeps(certFile, keyFile, renewBefore, same) {
 		return nil
 	}
 	certPEM, keyPEM, err := ca.IssueClient(user, groups, ttl)
@@ -182,7 +186,15 @@ func (ca *CA) EnsureClientFiles(certFile, keyFile, user string, groups []string,
 // EnsureServingFiles makes sure certFile and keyFile hold a serving certificate of this
 // CA for hosts (see IssueServing), kept and issued again as EnsureClientFiles does.
 func (ca *CA) EnsureServingFiles(certFile, keyFile string, hosts []string, ttl, renewBefore time.Duration) error {
-	if ca.keeps(certFile, keyFile, renewBefore) {
+	covers := func(cert *x509.Certificate) bool {
+		for _, h := range hosts {
+			if cert.VerifyHostname(h) != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if ca.keeps(certFile, keyFile, renewBefore, covers) {
 		return nil
 	}
 	certPEM, keyPEM, err := ca.IssueServing(hosts, ttl)
@@ -195,10 +207,9 @@ func (ca *CA) EnsureServingFiles(certFile, keyFile string, hosts []string, ttl, 
 // keeps says whether certFile and keyFile are a matching certificate and key that this CA
 // signed and that stay valid for longer than renewBefore. A pair of another CA (its CA
 // deleted and created again) is no longer trusted, and one about to expire would fail
-// while the processes that use it run, so either is issued again. The names in the
-// certificate are not compared with the ones asked for: a caller that changes a user, its
-// groups or the hosts removes the files (or names new ones) to have them issued again.
-func (ca *CA) keeps(certFile, keyFile string, renewBefore time.Duration) bool {
+// while the processes that use it run, so either is issued again; so is one whose names
+// are not those asked for (matches: a user or groups changed, a new bind address).
+func (ca *CA) keeps(certFile, keyFile string, renewBefore time.Duration, matches func(*x509.Certificate) bool) bool {
 	certPEM, certErr := os.ReadFile(certFile)
 	keyPEM, keyErr := os.ReadFile(keyFile)
 	if certErr != nil || keyErr != nil {
@@ -211,7 +222,7 @@ func (ca *CA) keeps(certFile, keyFile string, renewBefore time.Duration) bool {
 	if cert.CheckSignatureFrom(ca.cert) != nil {
 		return false
 	}
-	return time.Until(cert.NotAfter) > renewBefore
+	return time.Until(cert.NotAfter) > renewBefore && matches(cert)
 }
 
 // encodePair is the PEM form of a certificate and its key, as kcp and kubeconfigs read it.

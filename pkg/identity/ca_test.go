@@ -217,3 +217,30 @@ func TestEnsureFilesIssueAgainAPairWhoseKeyDoesNotMatch(t *testing.T) {
 		t.Error("a certificate whose key file holds another key was kept: TLS with it fails")
 	}
 }
+
+func TestEnsureFilesIssueAgainAPairOfOtherNames(t *testing.T) {
+	ca := newCA(t, "ca")
+	dir := t.TempDir()
+	serving, servingKey := filepath.Join(dir, "shard.crt"), filepath.Join(dir, "shard.key")
+	if err := ca.EnsureServingFiles(serving, servingKey, []string{"127.0.0.1"}, 2*time.Hour, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// A new bind address: the kept certificate would not cover it.
+	if err := ca.EnsureServingFiles(serving, servingKey, []string{"10.0.0.5", "127.0.0.1"}, 2*time.Hour, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := parseCert(t, []byte(fileText(t, serving))).VerifyHostname("10.0.0.5"); err != nil {
+		t.Errorf("the serving certificate was kept for the old hosts: %v", err)
+	}
+
+	client, clientKey := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
+	if err := ca.EnsureClientFiles(client, clientKey, "admin", []string{"system:masters"}, 2*time.Hour, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.EnsureClientFiles(client, clientKey, "admin", []string{"readers"}, 2*time.Hour, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := parseCert(t, []byte(fileText(t, client))).Subject.Organization; len(got) != 1 || got[0] != "readers" {
+		t.Errorf("the client certificate was kept with the old groups %v", got)
+	}
+}
