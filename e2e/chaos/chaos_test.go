@@ -344,6 +344,32 @@ func TestChaos(t *testing.T) {
 	}
 	var coMu sync.Mutex
 	co := startCoordinator()
+	// As the kubelet restarts a pod's container: a coordinator that exits by itself (it
+	// lost its leader Lease while kcp was away, as Kubernetes' controllers do) is started
+	// again after a second. The faults' own kills are theirs; they replace co under coMu.
+	var selfExits atomic.Int64
+	superviseCtx, stopSupervising := context.WithCancel(context.Background())
+	defer stopSupervising()
+	go func() {
+		for {
+			coMu.Lock()
+			cur := co
+			coMu.Unlock()
+			select {
+			case <-superviseCtx.Done():
+				return
+			case <-cur.Done():
+			}
+			coMu.Lock()
+			if co == cur && superviseCtx.Err() == nil {
+				selfExits.Add(1)
+				t.Logf("the coordinator exited by itself (see its log); started again")
+				time.Sleep(time.Second)
+				co = startCoordinator()
+			}
+			coMu.Unlock()
+		}
+	}()
 	var tenants []client.Client
 	var clusters []string
 	for i := 0; i < cfg.tenants; i++ {
@@ -619,6 +645,7 @@ func TestChaos(t *testing.T) {
 		time.Sleep(2 * time.Second)
 	}
 	convWG.Wait()
+	stopSupervising()
 	stop()
 	obsWG.Wait()
 	writes.end(context.Background())
@@ -626,6 +653,7 @@ func TestChaos(t *testing.T) {
 	// The audit, from the ground truth.
 	a := audit(t, env, l, runtimes, clusters, tenants, pc)
 	a.seed, a.faults, a.ops, a.writes, a.converged, a.took = cfg.seed, faults, ops, writes.total, converged, time.Since(runStart)
+	a.selfExits = int(selfExits.Load())
 	a.schedule = plan.String()
 	report := a.table()
 	t.Log("\n" + report)
@@ -769,6 +797,7 @@ type findings struct {
 	lost, moved, createdTwice     []string
 	orphans, overCapacity, badSec []string
 	orderedRuntimes               int
+	selfExits                     int
 	leftRuntimes, orderedKept     []string
 }
 
@@ -1016,6 +1045,7 @@ func (a *findings) table() string {
 	}
 	row("kcp write requests during the run (all clients)", int(a.writes), "")
 	row("tenant requests refused with 403 while kcp warmed up after a restart, then retried", atomic.LoadInt64(&refusedWhileWarming), "")
+	row("coordinator exits on its own (leader Lease lost while kcp was away), restarted as the kubelet would", a.selfExits, "")
 	row("runtimes of the ordered class left empty 2m after the run (grace 20s)", a.orderedRuntimes, "0")
 	row("runtimes of the ordered class kept because capabilities live on them", len(a.orderedKept), "")
 	kinds := map[string][]time.Duration{}

@@ -1,6 +1,8 @@
 package kcpconfig
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -28,7 +31,10 @@ const DefaultPatience = 30 * time.Second
 //   - a read (GET, HEAD) that failed on the way or that kcp answered 502, 503 or 504;
 //   - any request kcp refused with 403 shortly after it could not be reached: a
 //     restarted kcp denies bound resources for a few seconds while its authorization
-//     caches fill; a refusal changed nothing, so trying again is safe.
+//     caches fill; a refusal changed nothing, so trying again is safe;
+//   - a read of a resource kcp does not serve (404 without an object's name) shortly
+//     after it could not be reached: a restarted kcp's virtual workspaces serve an
+//     export's resources only once they caught up. A missing object is an answer.
 //
 // A write that may have reached kcp is never sent twice. A request with a body is tried
 // again only when it can be rewound (GetBody); client-go's requests can.
@@ -94,13 +100,40 @@ func (p *patientTransport) again(req *http.Request, resp *http.Response, err err
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return read && resp.Header.Get("Retry-After") == ""
 	case http.StatusForbidden:
-		p.mu.Lock()
-		recent := !p.unreachable.IsZero() && now.Sub(p.unreachable) < p.patience
-		p.mu.Unlock()
-		return recent
+		return p.recentlyUnreachable(now)
+	case http.StatusNotFound:
+		return read && p.recentlyUnreachable(now) && notServed(resp)
 	}
 	return false
 }
+
+func (p *patientTransport) recentlyUnreachable(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.unreachable.IsZero() && now.Sub(p.unreachable) < p.patience
+}
+
+// notServed tells whether a 404 says that the resource is not served at all (a Status
+// without an object's name) rather than that an object is missing. It reads the answer's
+// start and puts it back.
+func notServed(resp *http.Response) bool {
+	head, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	if err != nil {
+		return false
+	}
+	var st metav1.Status
+	if json.Unmarshal(head, &st) != nil || st.Kind != "Status" {
+		return false
+	}
+	return st.Details == nil || st.Details.Name == ""
+}
+
+// WrappedRoundTripper lets client-go reach the transport underneath (to cancel requests).
+func (p *patientTransport) WrappedRoundTripper() http.RoundTripper { return p.next }
 
 // NotSent tells whether err means the request never left: the connection to kcp could
 // not be made.

@@ -170,3 +170,45 @@ func TestPatientRetriesRefusalsOnlyAfterAnOutage(t *testing.T) {
 		t.Errorf("got %d, want the write to go through once kcp was warm", resp.StatusCode)
 	}
 }
+
+func TestPatientWaitsForAResourceToBeServedAgain(t *testing.T) {
+	var served atomic.Bool
+	d := newDownServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/apis/x/v1/things/gone":
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","details":{"name":"gone","kind":"things"},"code":404}`))
+		case !served.Load():
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}`))
+		default:
+			_, _ = w.Write([]byte(`{"kind":"ThingList"}`))
+		}
+	})
+	d.upAfter(500 * time.Millisecond)
+	time.AfterFunc(2*time.Second, func() { served.Store(true) })
+	c := patientClient(t, 10*time.Second)
+
+	// kcp back, its virtual workspace not serving the resource yet: waited out.
+	resp, err := c.Get("http://" + d.addr + "/apis/x/v1/things")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"kind":"ThingList"}` {
+		t.Errorf("got %d %s, want the list once the resource was served", resp.StatusCode, body)
+	}
+	// A missing object is an answer, at once, with its body intact.
+	d.calls.Store(0)
+	resp, err = c.Get("http://" + d.addr + "/apis/x/v1/things/gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || d.calls.Load() != 1 || !bytes.Contains(body, []byte(`"name":"gone"`)) {
+		t.Errorf("a missing object: %d after %d requests, body %s", resp.StatusCode, d.calls.Load(), body)
+	}
+}
