@@ -1065,9 +1065,10 @@ func (a *findings) table() string {
 			continue
 		}
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		// The median by nearest rank: of two, the smaller.
 		p50, max := "-", "-"
 		if len(ds) > 0 {
-			p50, max = ds[len(ds)/2].Round(100*time.Millisecond).String(), ds[len(ds)-1].Round(100*time.Millisecond).String()
+			p50, max = ds[(len(ds)+1)/2-1].Round(100*time.Millisecond).String(), ds[len(ds)-1].Round(100*time.Millisecond).String()
 		}
 		if missed[k] > 0 {
 			max = fmt.Sprintf("%d not within 5m", missed[k])
