@@ -2,6 +2,8 @@ package kcpconfig
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -88,7 +90,7 @@ func (p *patientTransport) again(req *http.Request, resp *http.Response, err err
 		if req.Context().Err() != nil {
 			return false
 		}
-		if NotSent(err) || read {
+		if NotSent(err) || (read && !untrusted(err)) {
 			p.mu.Lock()
 			p.unreachable = now
 			p.mu.Unlock()
@@ -143,6 +145,14 @@ func NotSent(err error) bool {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// untrusted tells whether err is about certificates: trying again would not help.
+func untrusted(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var authority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &hostname)
 }
 
 // rewind returns a copy of req to send again, with its body read anew.

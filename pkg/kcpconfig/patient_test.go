@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -210,5 +212,29 @@ func TestPatientWaitsForAResourceToBeServedAgain(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound || d.calls.Load() != 1 || !bytes.Contains(body, []byte(`"name":"gone"`)) {
 		t.Errorf("a missing object: %d after %d requests, body %s", resp.StatusCode, d.calls.Load(), body)
+	}
+}
+
+func TestPatientDoesNotWaitOnAnUntrustedServer(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	cfg := Patient(&rest.Config{Host: srv.URL}, 10*time.Second)
+	rt, err := rest.TransportFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&http.Client{Transport: rt}).Get(srv.URL + "/api"); err == nil || !untrusted(err) {
+		t.Fatalf("want a certificate error, got %v", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("a certificate error was tried %d times, want once", n)
 	}
 }
