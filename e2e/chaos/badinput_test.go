@@ -893,14 +893,9 @@ func (s *badSweep) serviceletCases() {
 		if !ok {
 			return saw, false, nil
 		}
-		if err := s.patch(s.ca, name, false, func(db *postgresv1alpha1.PostgresDatabase) {
-			db.Annotations = map[string]string{platformv1alpha1.AnnotationPaused: "true"}
-		}); err != nil {
-			return "pause refused: " + err.Error(), false, nil
-		}
-		_, pausedSaw, ok := s.waitCond(s.ca, name, platformv1alpha1.ConditionSynced, metav1.ConditionFalse, platformv1alpha1.ReasonReconcilePaused, badWait)
+		pausedSaw, ok := s.pause(name)
 		if !ok {
-			return "paused: " + pausedSaw, false, nil
+			return pausedSaw, false, nil
 		}
 		applied := s.thingGeneration(name)
 		if err := s.patch(s.ca, name, false, func(db *postgresv1alpha1.PostgresDatabase) {
@@ -1131,6 +1126,21 @@ func (s *badSweep) event(object, reason string) *corev1.Event {
 	return found
 }
 
+// pause annotates tenant a's capability name paused=true and waits until its servicelet
+// says so; it returns what was seen (the condition, or what stood instead).
+func (s *badSweep) pause(name string) (string, bool) {
+	if err := s.patch(s.ca, name, false, func(db *postgresv1alpha1.PostgresDatabase) {
+		db.Annotations = map[string]string{platformv1alpha1.AnnotationPaused: "true"}
+	}); err != nil {
+		return "pause refused: " + err.Error(), false
+	}
+	_, saw, ok := s.waitCond(s.ca, name, platformv1alpha1.ConditionSynced, metav1.ConditionFalse, platformv1alpha1.ReasonReconcilePaused, badWait)
+	if !ok {
+		return "paused: " + saw, false
+	}
+	return saw, true
+}
+
 // ---- deletion --------------------------------------------------------------------------
 
 func (s *badSweep) deletionCases() {
@@ -1140,13 +1150,8 @@ func (s *badSweep) deletionCases() {
 		if !ok {
 			return saw, false, nil
 		}
-		if err := s.patch(s.ca, name, false, func(db *postgresv1alpha1.PostgresDatabase) {
-			db.Annotations = map[string]string{platformv1alpha1.AnnotationPaused: "true"}
-		}); err != nil {
-			return "pause refused: " + err.Error(), false, nil
-		}
-		if _, saw, ok := s.waitCond(s.ca, name, platformv1alpha1.ConditionSynced, metav1.ConditionFalse, platformv1alpha1.ReasonReconcilePaused, badWait); !ok {
-			return "paused: " + saw, false, nil
+		if saw, ok := s.pause(name); !ok {
+			return saw, false, nil
 		}
 		ctx, cancel := badCtx()
 		defer cancel()
