@@ -164,12 +164,14 @@ type record struct {
 	deleteAt  time.Time // when the run deleted it; zero: not deleted
 	readyAt   time.Time // first seen Ready
 	lastReady time.Time // last seen Ready
-	goneAt    time.Time // first seen gone
-	runtimes  []string  // distinct runtimes it was seen assigned to, in order
-	ready     bool      // Ready, observed generation current
-	secret    string
-	database  string // PostgreSQL: the database its Secret names
-	lastRT    string
+	// reappeared counts the lists that missed it while it existed
+	reappeared int
+	goneAt     time.Time // first seen gone
+	runtimes   []string  // distinct runtimes it was seen assigned to, in order
+	ready      bool      // Ready, observed generation current
+	secret     string
+	database   string // PostgreSQL: the database its Secret names
+	lastRT     string
 }
 
 func (r *record) key() string { return fmt.Sprintf("t%d/%s", r.tenant, r.name) }
@@ -234,11 +236,15 @@ func (l *ledger) converged(before time.Time) (bool, string) {
 func (l *ledger) observe(ctx context.Context, tenants []client.Client) error {
 	now := time.Now()
 	seen := map[string]*postgresv1alpha1.PostgresDatabase{}
+	// When each tenant's list came back: a capability absent from it was gone by then,
+	// which a delete issued while the list was under way explains.
+	listed := make([]time.Time, len(tenants))
 	for i, c := range tenants {
 		var list postgresv1alpha1.PostgresDatabaseList
 		if err := c.List(ctx, &list); err != nil {
 			return err
 		}
+		listed[i] = time.Now()
 		for j := range list.Items {
 			seen[fmt.Sprintf("t%d/%s", i, list.Items[j].Name)] = &list.Items[j]
 		}
@@ -250,10 +256,15 @@ func (l *ledger) observe(ctx context.Context, tenants []client.Client) error {
 		db, ok := seen[key]
 		if !ok {
 			if r.goneAt.IsZero() && now.Sub(r.created) > 5*time.Second {
-				r.goneAt = now
+				r.goneAt = listed[r.tenant]
 			}
 			r.ready = false
 			continue
+		}
+		if !r.goneAt.IsZero() {
+			// Missing from one list, there again in a later one.
+			r.reappeared++
+			r.goneAt = time.Time{}
 		}
 		if rt := db.Spec.RuntimeName; rt != "" {
 			load[rt]++
@@ -799,6 +810,7 @@ type findings struct {
 	orderedRuntimes               int
 	selfExits                     int
 	leftRuntimes, orderedKept     []string
+	reappeared                    []string
 }
 
 // audit compares what the run made with the ground truth.
@@ -843,9 +855,13 @@ func audit(t *testing.T, env *framework.Env, l *ledger, runtimes []*runtimeHandl
 		case r.readyAt.IsZero() && r.deleteAt.IsZero():
 			a.lost = append(a.lost, r.key()+": never Ready")
 		case !r.goneAt.IsZero() && (r.deleteAt.IsZero() || r.goneAt.Before(r.deleteAt)):
-			a.lost = append(a.lost, r.key()+": gone without a delete")
+			a.lost = append(a.lost, fmt.Sprintf("%s: gone without a delete (created %s, first Ready %s, missing from a list that returned at %s, delete issued %s, runtimes %v)",
+				r.key(), clock(r.created), clock(r.readyAt), clock(r.goneAt), clock(r.deleteAt), r.runtimes))
 		case r.deleteAt.IsZero() && !r.ready:
 			a.lost = append(a.lost, r.key()+": not Ready at the end")
+		}
+		if r.reappeared > 0 {
+			a.reappeared = append(a.reappeared, fmt.Sprintf("%s: missing from a tenant's list %d times, then there again", r.key(), r.reappeared))
 		}
 		if len(r.runtimes) > 1 {
 			a.moved = append(a.moved, fmt.Sprintf("%s: %s", r.key(), strings.Join(r.runtimes, " → ")))
@@ -928,6 +944,14 @@ func audit(t *testing.T, env *framework.Env, l *ledger, runtimes []*runtimeHandl
 		sort.Strings(list)
 	}
 	return a
+}
+
+// clock is a moment of the run as the components' logs write it, or "never".
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("15:04:05.000")
 }
 
 // hostedOn counts the run's live capabilities last seen assigned to runtime.
@@ -1034,6 +1058,7 @@ func (a *findings) table() string {
 	row("tenant operations in the churn", fmt.Sprintf("%v", a.ops), "")
 	row("lost (never Ready, gone without a delete, not Ready at the end, database missing)", len(a.lost), "0")
 	row("assigned twice or moved", len(a.moved), "0")
+	row("missing from a tenant's list and there again (a list that was wrong)", len(a.reappeared), "0")
 	row("created twice on a runtime", len(a.createdTwice), "0")
 	row("orphans on a runtime (Orphan policy excluded)", len(a.orphans), "0")
 	row("runtimes ever over capacity (sampled every second)", len(a.overCapacity), "0")
@@ -1078,7 +1103,7 @@ func (a *findings) table() string {
 	for _, sec := range []struct {
 		title string
 		list  []string
-	}{{"lost", a.lost}, {"moved", a.moved}, {"created twice", a.createdTwice}, {"orphans", a.orphans}, {"over capacity", a.overCapacity}, {"Secrets", a.badSec}, {"ordered runtimes left empty", a.leftRuntimes}, {"ordered runtimes kept", a.orderedKept}} {
+	}{{"lost", a.lost}, {"moved", a.moved}, {"missing from a list", a.reappeared}, {"created twice", a.createdTwice}, {"orphans", a.orphans}, {"over capacity", a.overCapacity}, {"Secrets", a.badSec}, {"ordered runtimes left empty", a.leftRuntimes}, {"ordered runtimes kept", a.orderedKept}} {
 		if len(sec.list) == 0 {
 			continue
 		}

@@ -103,7 +103,15 @@ type Reconciler struct {
 	rotated map[Key]string
 	// ready remembers the capabilities whose first Ready=True was counted.
 	ready map[Key]bool
+	// finalized remembers, by UID, the documents this servicelet let go (their finalizer
+	// removed), for finalizedMemory: the cache may still show one being deleted with the
+	// finalizer, and its deletion must not run again on the runtime.
+	finalized map[types.UID]time.Time
 }
+
+// finalizedMemory is how long a let-go document is remembered: far longer than a cache
+// takes to see its own write.
+const finalizedMemory = 10 * time.Minute
 
 // Result says when to look at a capability again; zero means only on change.
 type Result struct {
@@ -338,7 +346,7 @@ func (r *Reconciler) rotate(ctx context.Context, log logr.Logger, drv driver.Dri
 // finalize runs the deletion policy, removes the connection Secret (unless orphaned) and
 // lets the document go.
 func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, drv driver.Driver, c *driver.Capability, w *docWriter) (Result, error) {
-	if !w.hasFinalizer() {
+	if !w.hasFinalizer() || r.wasFinalized(w.obj.GetUID()) {
 		return Result{}, nil
 	}
 	orphan := c.Spec.DeletionPolicy == platformv1alpha1.DeletionPolicyOrphan || c.Spec.ManagementPolicy == platformv1alpha1.ManagementPolicyObserveOnly
@@ -374,7 +382,32 @@ func (r *Reconciler) finalize(ctx context.Context, log logr.Logger, drv driver.D
 	if err := w.removeFinalizer(ctx); err != nil {
 		return r.failed(ctx, log, w, "remove the servicelet's finalizer", err)
 	}
+	r.markFinalized(w.obj.GetUID())
 	return Result{}, nil
+}
+
+// markFinalized remembers that the document uid was let go, forgetting those let go
+// longer than finalizedMemory ago.
+func (r *Reconciler) markFinalized(uid types.UID) {
+	now := r.now().Time
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finalized == nil {
+		r.finalized = map[types.UID]time.Time{}
+	}
+	for u, at := range r.finalized {
+		if now.Sub(at) > finalizedMemory {
+			delete(r.finalized, u)
+		}
+	}
+	r.finalized[uid] = now
+}
+
+func (r *Reconciler) wasFinalized(uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.finalized[uid]
+	return ok
 }
 
 // failed reports a failed step in the log, as Synced=False with the error's message if

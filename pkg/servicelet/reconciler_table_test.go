@@ -971,6 +971,19 @@ func TestReconcileDeletion(t *testing.T) {
 			wantSecret:     owned(dbDetails),
 		},
 		{
+			name:       "let go, then seen again in a cache that has not caught up: nothing runs twice",
+			doc:        newDoc(inLine(), deleting(), withFinalizers(otherFinalizer, platformv1alpha1.FinalizerServicelet)),
+			secrets:    []*unstructured.Unstructured{ownSecret(dbDetails)},
+			setup:      func(s *fakeStore) { s.frozen = s.initial.DeepCopy() },
+			reconciles: 2,
+			// The second reconcile writes nothing and calls nothing.
+			wantCalls:      []string{fake.MethodDelete, fake.MethodObserve},
+			wantFinalizers: []string{otherFinalizer},
+			wantConditions: []metav1.Condition{scheduledCond, since(readyAvailable, earlier), since(syncedOK, earlier)},
+			wantSecretRef:  testSecret,
+			wantEvents:     []event{{corev1.EventTypeNormal, EventDeleted, "deleted from runtime rt-a"}},
+		},
+		{
 			name:    "the document changed while it was deleted: read again, the finalizer goes, Delete ran once",
 			doc:     newDoc(inLine(), deleting(), withFinalizers(otherFinalizer, platformv1alpha1.FinalizerServicelet)),
 			secrets: []*unstructured.Unstructured{ownSecret(dbDetails)},
