@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
@@ -108,17 +107,9 @@ func run(ctx context.Context, p Provider, opts *options, log logr.Logger) error 
 	providerCfg := kcpconfig.ForWorkspace(cfg, opts.Workspace)
 
 	// The export's kinds; kcp may be down at start, so keep asking.
-	var served []capability.Kind
-	for {
-		if served, err = exports.Kinds(ctx, providerCfg, opts.Export); err == nil {
-			break
-		}
-		log.Info("waiting for the provider's APIExport", "err", err.Error())
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
+	served, err := exports.WaitKinds(ctx, providerCfg, opts.Export, log)
+	if err != nil {
+		return nil // stopped while waiting
 	}
 	kinds, left := capability.Select(served, p.Kinds)
 	for _, k := range left {

@@ -640,7 +640,8 @@ func TestChaos(t *testing.T) {
 	var why string
 	for time.Since(end) < 5*time.Minute {
 		var ok bool
-		if ok, why = l.converged(time.Now().Add(-2 * time.Second)); ok {
+		// Every capability, the last ones made too, seen Ready (or gone) since the end.
+		if ok, why = l.converged(end); ok {
 			converged = time.Since(lastFault)
 			break
 		}

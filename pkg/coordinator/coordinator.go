@@ -156,9 +156,10 @@ func Run(ctx context.Context, opts Options) error {
 	log.SetLogger(opts.Log)
 	ctx = log.IntoContext(ctx, opts.Log)
 
-	served, err := exports.Kinds(ctx, opts.Config, opts.Export)
+	// kcp may be away or warming up after a restart: wait for it rather than exit.
+	served, err := exports.WaitKinds(ctx, opts.Config, opts.Export, opts.Log)
 	if err != nil {
-		return err
+		return nil // stopped while waiting
 	}
 	kinds, left := capability.Select(served, opts.Kinds)
 	if len(kinds) == 0 {

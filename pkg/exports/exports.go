@@ -4,7 +4,9 @@ package exports
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -62,4 +64,22 @@ func Served(ctx context.Context, ex *unstructured.Unstructured, get SchemaGetter
 		return nil, fmt.Errorf("APIExport %s serves no kinds: add resources to it", ex.GetName())
 	}
 	return out, nil
+}
+
+// WaitKinds is Kinds asked again every two seconds until it answers or ctx ends: a
+// component may start while kcp is away or still warming up after a restart, and should
+// wait for it rather than exit. Each failed attempt is logged.
+func WaitKinds(ctx context.Context, cfg *rest.Config, export string, log logr.Logger) ([]capability.Kind, error) {
+	for {
+		kinds, err := Kinds(ctx, cfg, export)
+		if err == nil {
+			return kinds, nil
+		}
+		log.Info("waiting for the provider's APIExport", "export", export, "err", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
