@@ -149,8 +149,17 @@ func (e *Env) Kubeconfig() string { return e.Server.PlatformKubeconfigPath() }
 // and port. Clients built from Config keep working.
 func (e *Env) RestartKCP(t testing.TB, downtime time.Duration) {
 	t.Helper()
+	e.RestartKCPWhile(t, downtime, nil)
+}
+
+// RestartKCPWhile is RestartKCP that calls during (when not nil) once kcp is stopped.
+func (e *Env) RestartKCPWhile(t testing.TB, downtime time.Duration, during func()) {
+	t.Helper()
 	if err := e.Server.Stop(); err != nil {
 		t.Fatalf("failed to stop kcp: %v", err)
+	}
+	if during != nil {
+		during()
 	}
 	time.Sleep(downtime)
 	server, err := launcher.Start(context.Background(), e.Options.launcher(e.Bin, e.Server.DataDir()))
