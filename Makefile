@@ -176,7 +176,7 @@ bench-quick: tools build ## A shorter benchmark (about ten minutes): W=20, R=5, 
 # tests. MSP_CHAOS_SEED replays a run; MSP_CHAOS_CHURN, MSP_CHAOS_TENANTS, MSP_CHAOS_BURST,
 # MSP_CHAOS_FAULT_EVERY shape it. Every component's log is kept in _chaos/logs.
 .PHONY: chaos
-chaos: tools build postgres ## Fault-injection run with an audit and a bad-input sweep (not part of make test; about 20 minutes); results in _chaos/.
+chaos: tools build postgres ## Fault-injection run with an audit and a bad-input sweep (not part of make test; about 10 minutes); results and logs in _chaos/.
 	go test -c -tags chaos -o $(BIN)/msp-chaos ./e2e/chaos
 	rm -rf _chaos/logs
 	MSP_BIN=$(BIN) MSP_CHAOS_OUT=$(CURDIR)/_chaos MSP_E2E_ARTIFACTS=$(CURDIR)/_chaos/logs $(BIN)/msp-chaos -test.v -test.timeout 60m -test.run '^(TestChaos|TestBadInputSweep)$$'
