@@ -76,12 +76,10 @@ func Main(p Provider) {
 }
 
 func run(ctx context.Context, p Provider, opts *options, servicelet string, logger logr.Logger) error {
-	cfg, err := kcpconfig.Load(opts.Kubeconfig, opts.Context)
+	cfg, err := kcpconfig.LoadPatient(opts.Kubeconfig, opts.Context)
 	if err != nil {
 		return err
 	}
-	// Long-running: ride out a restart of kcp (see kcpconfig.Patient).
-	cfg = kcpconfig.Patient(cfg, kcpconfig.DefaultPatience)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	providerCfg := kcpconfig.ForWorkspace(cfg, opts.Workspace)
 	var access *runtimemanager.ServiceletAccess

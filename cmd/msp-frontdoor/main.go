@@ -32,12 +32,10 @@ func main() {
 }
 
 func run(ctx context.Context, opts *options, log logr.Logger) error {
-	cfg, err := kcpconfig.Load(opts.Kubeconfig, opts.Context)
+	cfg, err := kcpconfig.LoadPatient(opts.Kubeconfig, opts.Context)
 	if err != nil {
 		return err
 	}
-	// Long-running: ride out a restart of kcp (see kcpconfig.Patient).
-	cfg = kcpconfig.Patient(cfg, kcpconfig.DefaultPatience)
 	// The admission webhook must know the front door's own user; kcp may be down at
 	// start, so keep asking.
 	var self string

@@ -55,12 +55,10 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	cfg, err := kcpconfig.Load(o.Kubeconfig, o.Context)
+	cfg, err := kcpconfig.LoadPatient(o.Kubeconfig, o.Context)
 	if err != nil {
 		return err
 	}
-	// Long-running: ride out a restart of kcp (see kcpconfig.Patient).
-	cfg = kcpconfig.Patient(cfg, kcpconfig.DefaultPatience)
 	base := kcpconfig.Base(cfg)
 	base.QPS, base.Burst = 50, 100
 	httpClient, err := rest.HTTPClientFor(base)

@@ -48,6 +48,16 @@ func Patient(cfg *rest.Config, patience time.Duration) *rest.Config {
 	return c
 }
 
+// LoadPatient is Load for a long-running component: its requests ride out a restart of
+// kcp (Patient with DefaultPatience).
+func LoadPatient(kubeconfig, context string) (*rest.Config, error) {
+	cfg, err := Load(kubeconfig, context)
+	if err != nil {
+		return nil, err
+	}
+	return Patient(cfg, DefaultPatience), nil
+}
+
 type patientTransport struct {
 	next            http.RoundTripper
 	patience, pause time.Duration
